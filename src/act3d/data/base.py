@@ -1,0 +1,90 @@
+"""The dataset base class every act3d reader shares: subsampling, normalisation, transform."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from act3d.data.transforms import SAMPLING_METHODS, Item, normalize_unit_sphere, subsample_indices, take
+from act3d.errors import ConfigError, DataError
+
+
+class PointCloudDataset(Dataset[Item]):
+    """Items ``{"points": float32 (npoints, 3), "label": int64 ()}`` (plus per-point extras).
+
+    Each item's cloud is cut to ``npoints`` by ``sampling`` ('fps' | 'random' | 'first', see
+    :func:`act3d.data.transforms.subsample_indices`), then centred and scaled to the unit sphere
+    when ``normalize``, then passed to ``transform``. FPS indices are cached per index, which needs
+    ``_load`` to be deterministic (keep DataLoader workers persistent to keep the cache).
+
+    Subclasses set ``classes`` and ``labels`` (int64 (S,)) and implement ``_load(index)``, returning
+    ``{"points": float32 (P, 3)}`` plus optional ``"normals"`` (P, 3) and ``"parts"`` int64 (P,).
+    """
+
+    classes: list[str]
+    labels: np.ndarray
+
+    def __init__(self, npoints: int, sampling: str, normalize: bool, transform: Callable[[Item], Item] | None) -> None:
+        if npoints <= 0:
+            raise ConfigError(f"npoints must be positive, got {npoints}")
+        if sampling not in SAMPLING_METHODS:
+            raise ConfigError(f"sampling {sampling!r} is not one of {SAMPLING_METHODS}")
+        self.npoints, self.sampling, self.normalize, self.transform = npoints, sampling, normalize, transform
+        self._fps_cache: dict[int, Tensor] = {}
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def _load(self, index: int) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _indices(self, index: int, points: Tensor) -> Tensor:
+        if self.sampling != "fps":
+            return subsample_indices(points, self.npoints, self.sampling)
+        if index not in self._fps_cache:
+            self._fps_cache[index] = subsample_indices(points, self.npoints, "fps").to(torch.int32)
+        return self._fps_cache[index].long()
+
+    def __getitem__(self, index: int) -> Item:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} is out of range for {len(self)} samples")
+        item = {k: torch.tensor(v) for k, v in self._load(index).items()}  # a copy: transforms may write
+        item = take(item, self._indices(index, item["points"]))
+        if self.normalize:
+            item["points"] = normalize_unit_sphere(item["points"])
+        item["label"] = torch.tensor(int(self.labels[index]), dtype=torch.long)
+        return item if self.transform is None else self.transform(item)
+
+
+class PartDataset(PointCloudDataset):
+    """A dataset whose items add ``"parts"`` int64 (N,): global part ids, ``part_classes[cls]`` per class."""
+
+    part_classes: dict[str, list[int]]
+
+    @property
+    def num_parts(self) -> int:
+        return sum(len(p) for p in self.part_classes.values())
+
+
+def check_split(split: str, splits: Sequence[str], dataset: str) -> None:
+    if split not in splits:
+        raise ConfigError(f"{dataset} split must be one of {list(splits)}, got {split!r}")
+
+
+def find_marker(candidates: Sequence[Path], markers: Sequence[str], what: str) -> Path:
+    """The first ``candidate / marker`` that exists, else DataError listing where it looked."""
+    for folder in candidates:
+        for marker in markers:
+            if (folder / marker).exists():
+                return folder / marker
+    tried = ", ".join(str(c / m) for c in candidates for m in markers)
+    raise DataError(candidates[0], f"is not a {what} folder: none of these exist: {tried}")

@@ -1,0 +1,95 @@
+"""Checkpoints: written atomically, read safely (``weights_only=True``), holding everything to resume.
+
+A checkpoint is a dict ``{"model", "optimizer", "scheduler", "scaler", "epoch", "step", "global_step",
+"rng", "metrics", "best_metric", "config"}``; ``model`` is the unwrapped (non-DDP) state dict.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from act3d.errors import CheckpointError
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` to a temporary file, fsync, then atomically rename over ``path``.
+
+    If writing fails (disk full, killed process) the previous file at ``path`` is untouched.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise CheckpointError(f"{path}: could not write checkpoint ({err}); the previous one is intact") from err
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint with ``torch.load(weights_only=True)``: no code in the file is ever run."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")
+    return state
+
+
+def rng_state() -> dict[str, Any]:
+    """The Python, NumPy and torch (CPU and CUDA) random states, in a ``weights_only``-loadable form."""
+    return {
+        "python": _to_tensor_tree(random.getstate()),
+        "numpy": _to_tensor_tree(np.random.get_state()),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`rng_state` captured."""
+    python = state["python"]
+    random.setstate((int(python[0]), tuple(int(v) for v in python[1].tolist()), _optional_float(python[2])))
+    np_state = state["numpy"]
+    np.random.set_state(
+        (
+            str(np_state[0]),
+            np_state[1].numpy().astype(np.uint32),
+            int(np_state[2]),
+            int(np_state[3]),
+            float(np_state[4]),
+        )
+    )
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _to_tensor_tree(state: tuple) -> list[Any]:
+    """RNG tuples hold numpy arrays and long tuples: store them as tensors so weights_only loads them."""
+    out: list[Any] = []
+    for item in state:
+        if isinstance(item, np.ndarray):
+            out.append(torch.from_numpy(item.astype(np.int64)))
+        elif isinstance(item, tuple):
+            out.append(torch.tensor(item, dtype=torch.int64))
+        else:
+            out.append(item)
+    return out
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -1,0 +1,182 @@
+"""Configuration: YAML presets + dotted command-line overrides, validated by pydantic schemas.
+
+A preset may inherit from another with ``base: other.yaml`` (path relative to the preset); mappings
+merge key by key. A section may do the same
+(``stage1: {base: act_stage1_cpu.yaml, ...}``). Unknown keys and wrong types are errors that name the dotted key.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from act3d.errors import ConfigError
+
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """A config section: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(Strict):
+    """Training-time augmentations (ACT_SPEC §1-2); applied per sample, seeded per (seed, epoch, index)."""
+
+    scale_translate: bool = False
+    rotate_up: bool = False
+    jitter: bool = False
+
+
+class DataConfig(Strict):
+    """Which dataset, which splits, how many points, how batches are formed."""
+
+    name: str = "synthetic"
+    root: str | None = None
+    npoints: int = Field(1024, gt=0)
+    train_split: str = "train"
+    test_split: str = "test"
+    options: dict[str, Any] = Field(default_factory=dict)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    batch_size: int = Field(32, gt=0)
+    eval_batch_size: int | None = Field(None, gt=0)
+    num_workers: int = Field(0, ge=0)
+
+
+class EncoderConfig(Strict):
+    """The point transformer (student) sizes; paper: 384 wide, 12 deep, 6 heads, 64×32 groups."""
+
+    dim: int = Field(384, gt=0)
+    depth: int = Field(12, ge=0)
+    num_heads: int = Field(6, gt=0)
+    mlp_ratio: float = Field(4.0, gt=0)
+    drop_path: float = Field(0.1, ge=0, lt=1)
+    num_groups: int = Field(64, gt=0)
+    group_size: int = Field(32, gt=0)
+
+
+class OptimizerConfig(Strict):
+    """AdamW; parameters that are 1-D, biases or named ``*token*`` get no weight decay."""
+
+    lr: float = Field(5e-4, gt=0)
+    weight_decay: float = Field(0.05, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+class SchedulerConfig(Strict):
+    """Cosine schedule with linear warm-up, stepped per epoch as the official code (timm CosineLRScheduler)."""
+
+    warmup_epochs: int = Field(10, ge=0)
+    warmup_lr: float = Field(1e-6, ge=0)
+    min_lr: float = Field(1e-6, ge=0)
+
+
+class TrainConfig(Strict):
+    """The training loop's knobs."""
+
+    epochs: int = Field(300, gt=0)
+    max_steps_per_epoch: int | None = Field(None, gt=0)
+    grad_accum_steps: int = Field(1, gt=0)
+    grad_clip: float | None = Field(10.0, gt=0)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    seed: int = 0
+    eval_every: int = Field(1, gt=0)
+    checkpoint_every_steps: int | None = Field(None, gt=0)
+    bn_recalibration_batches: int = Field(0, ge=0)
+
+
+class RunConfig(Strict):
+    """Where outputs go: ``<output_dir>/<name>``; name defaults to ``<preset>-<timestamp>``."""
+
+    output_dir: str = "runs"
+    name: str | None = None
+
+
+def load_config(schema: type[Schema], path: str | Path | None, overrides: list[str] = ()) -> Schema:
+    """Read a YAML preset (with ``base:`` inheritance), apply ``a.b=value`` overrides, validate.
+
+    Raises:
+        ConfigError: missing file, bad YAML, malformed override, unknown key or wrong type (named).
+    """
+    raw: dict[str, Any] = _read_preset(Path(path)) if path is not None else {}
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override {item!r}: expected KEY=VALUE, e.g. optimizer.lr=1e-4")
+        _set_dotted(raw, key.strip(), _parse_value(text))
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_describe(err, path)) from None
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    """The fully resolved config as YAML (what a run folder records)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _read_preset(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        raise ConfigError(f"{path}: 'base' inheritance loops back to itself")
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: invalid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return _resolve_bases(data, path, seen)
+
+
+def _resolve_bases(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> dict[str, Any]:
+    """Replace ``base:`` in ``data`` and in any nested mapping by the merged preset it names."""
+    data = {k: _resolve_bases(v, path, seen) if isinstance(v, dict) else v for k, v in data.items()}
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    return _merge(_read_preset(path.parent / base, (*seen, path)), data)
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    *parents, leaf = key.split(".")
+    node = tree
+    for i, part in enumerate(parents):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {key}: {'.'.join(parents[: i + 1])} is not a section")
+        node = child
+    node[leaf] = value
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _describe(err: ValidationError, path: str | Path | None) -> str:
+    where = f"{path}: " if path is not None else ""
+    lines = []
+    for problem in err.errors():
+        key = ".".join(str(part) for part in problem["loc"]) or "<root>"
+        message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
+        lines.append(f"{key}: {message} (got {problem.get('input')!r})")
+    return where + "invalid config\n  " + "\n  ".join(lines)

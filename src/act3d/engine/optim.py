@@ -1,0 +1,48 @@
+"""AdamW with ACT's no-decay groups, and the cosine schedule with warm-up (timm, stepped per epoch)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from timm.scheduler import CosineLRScheduler
+from torch import nn
+
+from act3d.engine.config import OptimizerConfig, SchedulerConfig
+
+
+def parameter_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, object]]:
+    """Split trainable parameters: 1-D tensors, biases and names containing "token" get no weight decay."""
+    decay, no_decay = [], []
+    for name, param in named:
+        if not param.requires_grad:
+            continue
+        if param.ndim <= 1 or name.endswith(".bias") or "token" in name:
+            no_decay.append(param)
+        else:
+            decay.append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def build_optimizer(named: Iterable[tuple[str, nn.Parameter]], config: OptimizerConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups`."""
+    groups = [g for g in parameter_groups(named, config.weight_decay) if g["params"]]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig, epochs: int) -> CosineLRScheduler:
+    """Cosine from ``lr`` to ``min_lr`` over ``epochs`` after a linear warm-up from ``warmup_lr``.
+
+    Call ``scheduler.step(epoch)`` at the start of each epoch (the official per-epoch stepping).
+    """
+    return CosineLRScheduler(
+        optimizer,
+        t_initial=epochs,
+        lr_min=config.min_lr,
+        warmup_t=min(config.warmup_epochs, max(epochs - 1, 0)),
+        warmup_lr_init=config.warmup_lr,
+        t_in_epochs=True,
+    )

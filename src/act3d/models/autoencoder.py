@@ -1,0 +1,87 @@
+"""ACT stage I: the cross-modal discrete autoencoder around a frozen pretrained transformer.
+
+points → patches → mini-PointNet → DGCNN₁ → codebook logits → Gumbel-softmax → codebook → Linear to
+the teacher width → prompted frozen teacher → Linear back → DGCNN₂ → FoldingNet coarse + fine patches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from act3d.models.dgcnn import CenterDGCNN
+from act3d.models.folding import FoldingDecoder
+from act3d.models.prompted import PromptedTeacher
+from act3d.models.tokenizer import MiniPointNet, PatchGrouper
+
+
+@dataclass
+class AutoencoderOutput:
+    """Everything the stage-I loss and the stage-II target need (shapes for B clouds, G patches)."""
+
+    patches: torch.Tensor  # (B, G, K, 3) ground-truth local patches
+    centers: torch.Tensor  # (B, G, 3)
+    logits: torch.Tensor  # (B, G, V) codebook logits
+    features: torch.Tensor  # (B, G, C) DGCNN₂ output: the stage-II target
+    coarse: torch.Tensor  # (B, G, K/4, 3)
+    fine: torch.Tensor  # (B, G, K, 3)
+
+
+class ACTAutoencoder(nn.Module):
+    """The stage-I model. Only the teacher is frozen; everything else trains.
+
+    Args:
+        teacher: the prompted frozen transformer (width D).
+        num_groups, group_size: G patches of K points.
+        encoder_dim: mini-PointNet width (256).
+        codebook_size: V discrete tokens (8192).
+        token_dim: codebook vector width (384), also DGCNN₂'s width and the stage-II target width.
+    """
+
+    def __init__(
+        self,
+        teacher: PromptedTeacher,
+        num_groups: int = 64,
+        group_size: int = 32,
+        encoder_dim: int = 256,
+        codebook_size: int = 8192,
+        token_dim: int = 384,
+    ) -> None:
+        super().__init__()
+        width = teacher.teacher.width
+        self.grouper = PatchGrouper(num_groups, group_size)
+        self.patch_embed = MiniPointNet(encoder_dim)
+        self.dgcnn_1 = CenterDGCNN(encoder_dim, codebook_size)
+        self.codebook = nn.Parameter(torch.randn(codebook_size, token_dim))
+        self.to_teacher = nn.Linear(token_dim, width)
+        self.teacher = teacher
+        self.from_teacher = nn.Linear(width, token_dim)
+        self.dgcnn_2 = CenterDGCNN(token_dim, token_dim)
+        self.decoder = FoldingDecoder(token_dim, group_size)
+
+    def forward(self, points: torch.Tensor, temperature: float = 1.0, hard: bool = False) -> AutoencoderOutput:
+        """points (B, N, 3) → :class:`AutoencoderOutput` (soft Gumbel-softmax sample at ``temperature``)."""
+        patches, centers = self.grouper(points)
+        logits, features = self.encode(patches, centers, temperature, hard)
+        coarse, fine = self.decoder(features)
+        return AutoencoderOutput(patches, centers, logits, features, coarse, fine)
+
+    def encode(
+        self, patches: torch.Tensor, centers: torch.Tensor, temperature: float = 1.0, hard: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """patches (B, G, K, 3), centres (B, G, 3) → (logits (B, G, V), DGCNN₂ features (B, G, C)).
+
+        ``hard=True`` draws a stochastic one-hot Gumbel sample (straight-through): stage II's target
+        uses it at τ = 1, on the student's own patches and centres.
+        """
+        logits = self.dgcnn_1(self.patch_embed(patches), centers)
+        onehot = F.gumbel_softmax(logits.float(), tau=temperature, hard=hard, dim=-1).to(self.codebook.dtype)
+        x = self.from_teacher(self.teacher(self.to_teacher(onehot @ self.codebook), centers))
+        return logits, self.dgcnn_2(x, centers)
+
+    def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """Everything but the frozen teacher's weights."""
+        return [(n, p) for n, p in self.named_parameters() if p.requires_grad]

@@ -1,0 +1,146 @@
+"""The point transformer (Point-MAE/ACT student) and its downstream classifier.
+
+The encoder is the same module in stage II (where it sees only visible tokens) and in fine-tuning
+(where it sees all of them); its pooled feature is ``[CLS ; max-pool of tokens]`` (B, 2·dim).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from timm.layers import trunc_normal_
+from torch import nn
+
+from act3d.models.tokenizer import MiniPointNet, PatchGrouper, position_mlp
+from act3d.models.transformer import TransformerStack
+
+HeadKind = Literal["mlp3", "linear"]
+
+
+class PointEncoder(nn.Module):
+    """Tokenizer + CLS token + transformer stack + final LayerNorm.
+
+    Args:
+        dim: token width (384 in the paper).
+        depth: number of blocks (12).
+        num_heads: attention heads (6).
+        mlp_ratio: MLP width / dim (4).
+        drop_path: maximum stochastic-depth rate (0.1).
+        num_groups: G, FPS centres per cloud (64 for 1024 points, 128 for 2048).
+        group_size: K, points per patch (32).
+    """
+
+    def __init__(
+        self,
+        dim: int = 384,
+        depth: int = 12,
+        num_heads: int = 6,
+        mlp_ratio: float = 4.0,
+        drop_path: float = 0.1,
+        num_groups: int = 64,
+        group_size: int = 32,
+    ) -> None:
+        super().__init__()
+        self.dim = dim
+        self.grouper = PatchGrouper(num_groups, group_size)
+        self.patch_embed = MiniPointNet(dim)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.cls_pos = nn.Parameter(torch.randn(1, 1, dim))
+        self.pos_embed = position_mlp(dim)
+        self.blocks = TransformerStack(dim, depth, num_heads, mlp_ratio, drop_path)
+        self.norm = nn.LayerNorm(dim)
+        trunc_normal_(self.cls_token, std=0.02)
+        trunc_normal_(self.cls_pos, std=0.02)
+        self.apply(_init_weights)
+
+    @property
+    def feature_dim(self) -> int:
+        """Width of the pooled feature ``[CLS ; max-pool]``."""
+        return 2 * self.dim
+
+    def encode_tokens(
+        self, tokens: torch.Tensor, centers: torch.Tensor, return_layers: tuple[int, ...] = ()
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """tokens (B, T, dim), centres (B, T, 3) → (normed output (B, 1+T, dim), normed ``return_layers``).
+
+        Only the tokens given are attended to: stage II passes the visible ones alone.
+        """
+        b = tokens.shape[0]
+        x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
+        pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(centers)], dim=1)
+        x, layers = self.blocks(x, pos, return_layers)
+        return self.norm(x), [self.norm(layer) for layer in layers]
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """points (B, N, 3) → pooled features (B, 2·dim) = [CLS ; max over tokens]."""
+        patches, centers = self.grouper(points)
+        x, _ = self.encode_tokens(self.patch_embed(patches), centers)
+        return pool_tokens(x)
+
+    @torch.no_grad()
+    def embed(self, points: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Inference features: points (B, N, 3) or (N, 3) → (B, 2·dim) or (2·dim,), in eval mode.
+
+        With ``normalize`` each cloud is first centred and scaled into the unit sphere, as in training.
+        """
+        single = points.dim() == 2
+        points = points[None] if single else points
+        if normalize:
+            points = points - points.mean(dim=1, keepdim=True)
+            points = points / points.norm(dim=-1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        features = self(points.to(device=device, dtype=torch.float32))
+        self.train(was_training)
+        return features[0] if single else features
+
+
+def pool_tokens(x: torch.Tensor) -> torch.Tensor:
+    """Encoder output (B, 1+T, D) → (B, 2D): the CLS token concatenated with the max over tokens."""
+    return torch.cat([x[:, 0], x[:, 1:].amax(dim=1)], dim=-1)
+
+
+def classification_head(in_dim: int, num_classes: int, kind: HeadKind = "mlp3", dropout: float = 0.5) -> nn.Module:
+    """ACT's heads: ``mlp3`` = in→256 BN ReLU Drop(.5) →256 BN ReLU Drop(.5) →C; ``linear`` = in→C."""
+    if kind == "linear":
+        return nn.Linear(in_dim, num_classes)
+    return nn.Sequential(
+        nn.Linear(in_dim, 256),
+        nn.BatchNorm1d(256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(256, 256),
+        nn.BatchNorm1d(256),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(256, num_classes),
+    )
+
+
+class PointClassifier(nn.Module):
+    """Encoder + classification head: points (B, N, 3) → logits (B, C)."""
+
+    def __init__(self, encoder: PointEncoder, num_classes: int, head: HeadKind = "mlp3", dropout: float = 0.5) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = classification_head(encoder.feature_dim, num_classes, head, dropout)
+        self.head.apply(_init_weights)
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(points))
+
+    def probe_parameters(self) -> list[nn.Parameter]:
+        """What trains in the probe modes (ACT's params named "cls"): the head, CLS token and CLS position."""
+        return [*self.head.parameters(), self.encoder.cls_token, self.encoder.cls_pos]
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,40 @@
+"""Transformer stacks for point tokens, built from timm's ViT ``Block`` (pre-norm, fused SDPA attention).
+
+Parameter names (``blocks.N.norm1``, ``attn.qkv``, ``mlp.fc1`` …) match Point-MAE/ACT checkpoints.
+"""
+
+from __future__ import annotations
+
+import torch
+from timm.models.vision_transformer import Block
+from torch import nn
+
+
+class TransformerStack(nn.Module):
+    """``depth`` pre-norm blocks; the position embedding is re-added before every block (Point-MAE).
+
+    Args:
+        dim: token width.
+        depth: number of blocks.
+        num_heads: attention heads.
+        mlp_ratio: hidden width of the MLP / dim.
+        drop_path: stochastic depth, linearly increasing from 0 to this value over the blocks.
+    """
+
+    def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
+        super().__init__()
+        rates = torch.linspace(0, drop_path, depth).tolist() if depth > 0 else []
+        self.blocks = nn.ModuleList(
+            Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=rate) for rate in rates
+        )
+
+    def forward(
+        self, x: torch.Tensor, pos: torch.Tensor, return_layers: tuple[int, ...] = ()
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """x, pos (B, T, dim) → (output (B, T, dim), outputs of the 1-based ``return_layers``)."""
+        taken = []
+        for i, block in enumerate(self.blocks, start=1):
+            x = block(x + pos)
+            if i in return_layers:
+                taken.append(x)
+        return x, taken

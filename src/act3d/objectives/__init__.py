@@ -1,0 +1,7 @@
+"""Training objectives: stage-I reconstruction + KL, stage-II distillation, the Point-MAE baseline."""
+
+from act3d.objectives.distillation import masked_feature_loss, masked_patch_loss
+from act3d.objectives.reconstruction import codebook_kl, patch_chamfer_l1
+from act3d.objectives.schedules import CosineRamp
+
+__all__ = ["CosineRamp", "codebook_kl", "masked_feature_loss", "masked_patch_loss", "patch_chamfer_l1"]

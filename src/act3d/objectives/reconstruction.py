@@ -1,0 +1,31 @@
+"""Stage-I objective: Chamfer-L1 of coarse and fine patch reconstructions plus the codebook KL term."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from act3d.ops import chamfer_distance
+
+
+def patch_chamfer_l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """ACT's CD-L1 between predicted and true local patches, averaged over all B·G patches.
+
+    pred (B, G, M, 3), target (B, G, K, 3) → scalar ½(mean √d(pred→target) + mean √d(target→pred)).
+    """
+    b, g = target.shape[:2]
+    return chamfer_distance(pred.reshape(b * g, -1, 3), target.reshape(b * g, -1, 3), norm=1)
+
+
+def codebook_kl(logits: torch.Tensor) -> torch.Tensor:
+    """KL between the uniform distribution and each cloud's mean codebook distribution, batch-averaged.
+
+    logits (B, G, V) → scalar. This is Point-BERT/ACT's ``F.kl_div(log q̄, log uniform, 'batchmean',
+    log_target=True)`` with q̄ the softmax averaged over the G patches of a cloud; it is minimal (0)
+    when every code is used equally, which fights codebook collapse.
+    """
+    mean_q = F.softmax(logits.float(), dim=-1).mean(dim=1)
+    log_uniform = torch.full_like(mean_q, -math.log(logits.shape[-1]))
+    return F.kl_div(torch.log(mean_q), log_uniform, reduction="batchmean", log_target=True)

@@ -1,0 +1,27 @@
+"""Per-iteration schedules of stage I: Gumbel temperature and KL weight (ACT_SPEC §1)."""
+
+from __future__ import annotations
+
+import math
+
+from act3d.engine.config import Strict
+
+
+class CosineRamp(Strict):
+    """``start`` for ``delay`` iterations, then a cosine from ``start`` to ``target`` over ``steps``, then held.
+
+    Paper: temperature 1 → 0.0625 over 100k iterations; KL weight 0 for 10k, then 0 → 0.1 over 100k.
+    """
+
+    start: float
+    target: float
+    steps: int
+    delay: int = 0
+
+    def __call__(self, iteration: int) -> float:
+        t = iteration - self.delay
+        if t <= 0:
+            return self.start
+        if t >= self.steps:
+            return self.target
+        return self.target + (self.start - self.target) * (1 + math.cos(math.pi * t / self.steps)) / 2

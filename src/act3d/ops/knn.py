@@ -1,0 +1,102 @@
+"""K nearest neighbours between two batches of point clouds."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from act3d.ops._checks import check_cloud, check_count, check_same_batch, compute_dtype, padding_mask
+from act3d.ops._distance import distance_blocks
+from act3d.ops.gather import gather_points
+
+
+def knn(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    k: int,
+    query_lengths: torch.Tensor | None = None,
+    point_lengths: torch.Tensor | None = None,
+    memory_budget_bytes: int | None = None,
+    check_finite: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` nearest points of ``points[b]`` to every point of ``query[b]``.
+
+    Neighbours are searched without autograd, in chunks of queries so that one ``B x chunk x N``
+    block of distances (``||q||² + ||p||² - 2 q·p`` via ``baddbmm``, in float32, or float64 for
+    float64 input, after moving each cloud's first point to the origin) stays within the memory
+    budget (see :mod:`act3d.ops.memory`; one query row is the smallest block). The distances of the
+    selected neighbours are then recomputed exactly as ``((q - p[idx]) ** 2).sum(-1)``, differentiably
+    with respect to ``query`` and ``points`` (``O(B * M * k)`` memory for backward), and sorted.
+    Ties are broken arbitrarily: compare distances, not indices. Near-ties closer than float32
+    rounding of the expanded formula may select either point.
+
+    Args:
+        query: ``(B, M, 3)`` float16, bfloat16, float32 or float64 padded query clouds.
+        points: ``(B, N, 3)`` padded clouds to search, same batch size and device.
+        k: neighbours per query, ``1 <= k <= min(point_lengths)``.
+        query_lengths: optional ``(B,)`` int64 valid queries per cloud; rows of padded queries are
+            returned as distance 0, index 0.
+        point_lengths: optional ``(B,)`` int64 valid points per cloud; padded points are never returned.
+        memory_budget_bytes: bytes allowed for one block of distances (default: the module setting).
+        check_finite: reject NaN/Inf in the inputs (one reduction and host sync per input).
+
+    Returns:
+        ``dists``: ``(B, M, k)`` squared euclidean distances, ascending along the last axis, float32
+        (float64 for float64 inputs); ``idx``: ``(B, M, k)`` int64 indices into ``points``.
+
+    Raises:
+        OpError: bad shape or dtype, empty cloud, NaN/Inf, batch mismatch, ``k`` larger than a cloud.
+    """
+    query_lengths = check_cloud("query", query, query_lengths, check_finite)
+    point_lengths = check_cloud("points", points, point_lengths, check_finite)
+    check_same_batch("query", query, "points", points)
+    check_count("k", k, points, point_lengths)
+    dtype = compute_dtype(query, points)
+    query, points = query.to(dtype), points.to(dtype)
+    idx = _knn_indices(query, points, k, point_lengths, memory_budget_bytes)
+    dists = (gather_points(points, idx) - query[:, :, None]).square().sum(-1)
+    dists, order = dists.sort(dim=-1, stable=True)
+    idx = idx.gather(-1, order)
+    if query_lengths is not None:
+        padded = padding_mask(query_lengths, query.shape[1])[..., None]
+        dists, idx = dists.masked_fill(padded, 0), idx.masked_fill(padded, 0)
+    return dists, idx
+
+
+def _knn_indices(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    k: int,
+    point_lengths: torch.Tensor | None,
+    memory_budget_bytes: int | None,
+) -> torch.Tensor:
+    """``(B, M, k)`` indices of the ``k`` nearest valid points, unsorted, computed block by block."""
+    block = _block_size(points.shape[1], k)
+    blocks = distance_blocks(query, points, point_lengths, memory_budget_bytes, points.element_size(), multiple=block)
+    with torch.no_grad():
+        return torch.cat([_smallest_k(dist, k, block) for _, dist in blocks], dim=1)
+
+
+def _block_size(num_points: int, k: int) -> int:
+    """Points per block for :func:`_smallest_k`: ``sqrt(N / k)`` balances its two top-k passes."""
+    return max(1, round(math.sqrt(num_points / k)))
+
+
+def _smallest_k(dist: torch.Tensor, k: int, block: int) -> torch.Tensor:
+    """Indices of the ``k`` smallest entries of each row of ``dist: (..., N)``, ``N`` a multiple of ``block``.
+
+    A plain ``topk`` over ``N`` is not vectorised on CPU. Instead the row is split into ``block``
+    interleaved slices of ``N / block`` entries; a vectorised ``amin`` over the slices gives, for each
+    position ``j``, the minimum of the group ``{j, j + N/block, ...}``. The ``k`` groups with the
+    smallest minima contain the ``k`` smallest entries (any entry smaller than the k-th smallest group
+    minimum makes its group one of those ``k``), so ``topk`` only runs over ``N / block`` group minima
+    and the ``k * block`` members of the chosen groups. Exact, ties aside.
+    """
+    if block == 1:
+        return dist.topk(k, largest=False, sorted=False).indices
+    groups = dist.unflatten(-1, (block, -1))  # (..., block, N / block)
+    chosen = groups.amin(-2).topk(k, largest=False, sorted=False).indices  # (..., k)
+    members = groups.gather(-1, chosen.unsqueeze(-2).expand(*groups.shape[:-1], k))  # (..., block, k)
+    pos = members.flatten(-2).topk(k, largest=False, sorted=False).indices
+    return torch.div(pos, k, rounding_mode="floor") * groups.shape[-1] + chosen.gather(-1, pos % k)

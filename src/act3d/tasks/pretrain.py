@@ -1,0 +1,166 @@
+"""``act3d pretrain``: stage II, masked point modeling: ACT distillation, Point-MAE, or neither."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field, model_validator
+from torch import nn
+
+from act3d.engine.checkpoint import load_checkpoint
+from act3d.engine.config import (
+    DataConfig,
+    EncoderConfig,
+    OptimizerConfig,
+    RunConfig,
+    SchedulerConfig,
+    Strict,
+    TrainConfig,
+)
+from act3d.errors import CheckpointError, ConfigError
+from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.encoder_io import save_encoder
+from act3d.models.masked import MaskedPointModel
+from act3d.models.point_transformer import PointEncoder
+from act3d.models.tokenizer import PatchGrouper
+from act3d.objectives import masked_feature_loss, masked_patch_loss
+from act3d.tasks.common import eval_loader, train_and_test_sets
+from act3d.tasks.svm import extract_features, linear_svm_accuracy
+
+
+class MaskingConfig(Strict):
+    """Which patches the student does not see (paper: random, ratio 0.8)."""
+
+    ratio: float = Field(0.8, gt=0, lt=1)
+    type: Literal["random", "block"] = "random"
+
+
+class PretrainConfig(Strict):
+    """``act3d pretrain`` configuration."""
+
+    task: Literal["pretrain"] = "pretrain"
+    objective: Literal["act", "point_mae"] = "act"
+    teacher_checkpoint: str | None = None
+    loss: Literal["cosine", "smooth_l1", "l2"] = "cosine"
+    data: DataConfig = Field(default_factory=lambda: DataConfig(batch_size=128, train_split="all"))
+    model: EncoderConfig = Field(default_factory=EncoderConfig)
+    masking: MaskingConfig = Field(default_factory=MaskingConfig)
+    decoder_depth: int = Field(2, gt=0)
+    decoder_heads: int = Field(6, gt=0)
+    svm_eval: bool = True
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, weight_decay=0.05))
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(grad_clip=None))
+    run: RunConfig = Field(default_factory=RunConfig)
+
+    @model_validator(mode="after")
+    def _needs_teacher(self) -> PretrainConfig:
+        if self.objective == "act" and not self.teacher_checkpoint:
+            raise ValueError("objective 'act' needs teacher_checkpoint (the stage-I ckpt-best.pth)")
+        return self
+
+
+def load_stage1_teacher(path: str | Path, num_groups: int, group_size: int) -> ACTAutoencoder:
+    """The stage-I autoencoder of a ``pretrain-teacher`` checkpoint, frozen, ready to make targets.
+
+    It stays in train() mode (batch-statistics BN, prompt dropout on) as in the official code, but its
+    BatchNorm momentum is set to 0 so that its running statistics, like its weights, never change.
+    """
+    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
+
+    ckpt = load_checkpoint(path)
+    if ckpt.get("config", {}).get("task") != "pretrain-teacher" or "model" not in ckpt:
+        raise CheckpointError(f"{path}: not an `act3d pretrain-teacher` checkpoint")
+    config = PretrainTeacherConfig.model_validate(ckpt["config"])
+    if (config.model.num_groups, config.model.group_size) != (num_groups, group_size):
+        raise ConfigError(
+            f"{path}: teacher was trained on {config.model.num_groups}×{config.model.group_size} patches, "
+            f"the student uses {num_groups}×{group_size}; they must share patches"
+        )
+    config.teacher.weights = None
+    config.teacher.name = f"random:{config.teacher.name.removeprefix('random:')}"
+    model = build_autoencoder(config)
+    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: does not match its own config: missing {missing}, unexpected {unexpected}")
+    model.requires_grad_(False)
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0
+    model.info = f"stage-I teacher from {path} ({ckpt['config']['teacher']['name']})"
+    return model.train()
+
+
+class PretrainTask:
+    """Stage II. ``act``: cosine distance to the frozen teacher's DGCNN₂ features on masked tokens;
+    ``point_mae``: Chamfer-L2 of the masked patches' points."""
+
+    primary_metric = "loss"
+    higher_is_better = False
+
+    def __init__(self, config: PretrainConfig, run_dir: Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        m = config.model
+        self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
+        self.grouper = PatchGrouper(m.num_groups, m.group_size)
+        self.teacher = None
+        self.info = {"objective": config.objective}
+        if config.objective == "act":
+            self.teacher = load_stage1_teacher(config.teacher_checkpoint, m.num_groups, m.group_size)
+            self.info["teacher"] = self.teacher.info
+            out_dim = self.teacher.codebook.shape[1]
+        else:
+            out_dim = 3 * m.group_size
+        encoder = PointEncoder(**m.model_dump())
+        self.model = MaskedPointModel(
+            encoder,
+            out_dim,
+            config.masking.ratio,
+            config.masking.type,
+            config.decoder_depth,
+            config.decoder_heads,
+        )
+
+    def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
+        return self.model.named_parameters()
+
+    def losses(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
+        patches, centers = self.grouper(points)
+        mask = self.model.make_mask(centers)
+        pred, _ = model(patches, centers, mask)
+        b = points.shape[0]
+        if self.teacher is None:
+            return masked_patch_loss(pred, patches[mask].reshape(b, -1, *patches.shape[2:]))
+        self.teacher.to(points.device)
+        with torch.no_grad():
+            _, target = self.teacher.encode(patches, centers, temperature=1.0, hard=True)
+        return masked_feature_loss(pred, target[mask].reshape(b, -1, target.shape[-1]), self.config.loss)
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
+        return self.losses(model, batch["points"]), {}
+
+    def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
+        torch.manual_seed(self.config.train.seed)
+        total, count = 0.0, 0
+        for batch in eval_loader(self.test_set, self.config.data):
+            points = batch["points"].to(device)
+            total += self.losses(model, points).item() * points.shape[0]
+            count += points.shape[0]
+        metrics = {"loss": total / count}
+        if self.config.svm_eval:
+            encoder = self.model.encoder
+            train = extract_features(encoder, self.train_set.dataset, device)
+            test = extract_features(encoder, self.test_set, device)
+            metrics["svm_acc"] = linear_svm_accuracy(train, test, seed=self.config.train.seed)
+        if self.run_dir is not None:
+            save_encoder(
+                self.model.encoder,
+                self.config.model,
+                self.run_dir / "encoder.pth",
+                source=f"act3d pretrain ({self.config.objective}), epoch {epoch + 1}",
+            )
+        return metrics

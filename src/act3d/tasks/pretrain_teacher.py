@@ -1,0 +1,123 @@
+"""``act3d pretrain-teacher``: ACT stage I, the cross-modal autoencoder around a frozen teacher."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from act3d.engine.config import DataConfig, OptimizerConfig, RunConfig, SchedulerConfig, Strict, TrainConfig
+from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.prompted import PromptedTeacher
+from act3d.models.teachers import build_teacher
+from act3d.objectives import CosineRamp, codebook_kl, patch_chamfer_l1
+from act3d.tasks.common import eval_loader, train_and_test_sets
+from act3d.viz import save_cloud_grid
+
+
+class TeacherConfig(Strict):
+    """The frozen pretrained transformer and its prompts (paper: vit_base_patch16_384, VPT-Deep 64)."""
+
+    name: str = "dinov2_vits14_imgfocus"
+    weights: str | None = None
+    num_blocks: int | None = Field(None, gt=0)
+    prompts: int = Field(64, ge=0)
+    prompt_mode: Literal["deep", "shallow", "none"] = "deep"
+    prompt_dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class AutoencoderConfig(Strict):
+    """Stage-I sizes (paper: 64×32 patches, PointNet 256, codebook 8192×384)."""
+
+    num_groups: int = Field(64, gt=0)
+    group_size: int = Field(32, gt=0)
+    encoder_dim: int = Field(256, gt=0)
+    codebook_size: int = Field(8192, gt=0)
+    token_dim: int = Field(384, gt=0)
+
+
+class PretrainTeacherConfig(Strict):
+    """``act3d pretrain-teacher`` configuration."""
+
+    task: Literal["pretrain-teacher"] = "pretrain-teacher"
+    data: DataConfig = Field(default_factory=lambda: DataConfig(batch_size=64))
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    model: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
+    temperature: CosineRamp = Field(default_factory=lambda: CosineRamp(start=1.0, target=0.0625, steps=100_000))
+    kl_weight: CosineRamp = Field(
+        default_factory=lambda: CosineRamp(start=0.0, target=0.1, steps=100_000, delay=10_000)
+    )
+    optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=5e-4))
+    scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+    pictures: int = Field(4, ge=0)
+
+
+def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
+    """The stage-I model of a config (loads the frozen teacher)."""
+    t = config.teacher
+    teacher = build_teacher(t.name, t.weights, t.num_blocks)
+    prompted = PromptedTeacher(teacher, t.prompts, t.prompt_mode, t.prompt_dropout)
+    return ACTAutoencoder(prompted, **config.model.model_dump())
+
+
+class PretrainTeacherTask:
+    """Reconstruction (CD-L1 coarse + fine) + KL; evaluates test CD-L1 with a hard τ=1 sample."""
+
+    primary_metric = "cd_l1"
+    higher_is_better = False
+
+    def __init__(self, config: PretrainTeacherConfig, run_dir: Path | None = None) -> None:
+        self.config = config
+        self.run_dir = run_dir
+        self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
+        self.model = build_autoencoder(config)
+        self.info = {"teacher": self.model.teacher.teacher.source}
+
+    def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
+        return self.model.trainable_parameters()
+
+    def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
+        tau = self.config.temperature(global_step)
+        weight = self.config.kl_weight(global_step)
+        out = model(batch["points"], temperature=tau)
+        coarse = patch_chamfer_l1(out.coarse, out.patches)
+        fine = patch_chamfer_l1(out.fine, out.patches)
+        kl = codebook_kl(out.logits)
+        loss = coarse + fine + weight * kl
+        return loss, {
+            "cd_l1_coarse": coarse.item(),
+            "cd_l1_fine": fine.item(),
+            "kl": kl.item(),
+            "temperature": tau,
+            "kl_weight": weight,
+        }
+
+    def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
+        torch.manual_seed(self.config.train.seed)
+        totals = {"cd_l1": 0.0, "cd_l1_coarse": 0.0, "codes_used": 0.0}
+        count = 0
+        shown = None
+        for batch in eval_loader(self.test_set, self.config.data):
+            points = batch["points"].to(device)
+            out = model(points, temperature=1.0, hard=True)
+            n = points.shape[0]
+            totals["cd_l1"] += patch_chamfer_l1(out.fine, out.patches).item() * n
+            totals["cd_l1_coarse"] += patch_chamfer_l1(out.coarse, out.patches).item() * n
+            totals["codes_used"] += out.logits.argmax(-1).unique().numel() * n
+            count += n
+            shown = shown or (points, out)
+        if self.run_dir is not None and shown is not None and self.config.pictures:
+            self._save_pictures(*shown)
+        return {k: v / count for k, v in totals.items()}
+
+    def _save_pictures(self, points: torch.Tensor, out) -> None:
+        k = min(self.config.pictures, points.shape[0])
+        recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
+        rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(k)]
+        save_cloud_grid(rows, ["input", "reconstruction (stage I)"], self.run_dir / "reconstructions.png")

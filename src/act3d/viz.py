@@ -1,0 +1,51 @@
+"""Pictures of point clouds: inputs beside reconstructions, masked inputs beside predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def save_cloud_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    column_titles: Sequence[str],
+    path: str | Path,
+    colors: Sequence[Sequence[np.ndarray | None]] | None = None,
+) -> Path:
+    """A grid of 3D scatter plots: ``rows[i][j]`` is a cloud (N, 3) drawn in row i, column j.
+
+    ``colors[i][j]`` may give per-point values (N,) for a colour map (part labels, masks).
+    """
+    n_rows, n_cols = len(rows), len(column_titles)
+    fig = plt.figure(figsize=(3.2 * n_cols, 3.2 * n_rows))
+    for i, row in enumerate(rows):
+        for j, cloud in enumerate(row):
+            ax = fig.add_subplot(n_rows, n_cols, i * n_cols + j + 1, projection="3d")
+            c = None if colors is None else colors[i][j]
+            # Point clouds here are y-up: draw (x, z, y) so the up axis is vertical on the page.
+            ax.scatter(
+                cloud[:, 0],
+                cloud[:, 2],
+                cloud[:, 1],
+                s=2,
+                c=c if c is not None else cloud[:, 1],
+                cmap="tab20" if c is not None else "viridis",
+                linewidths=0,
+            )
+            lim = float(np.abs(cloud).max()) if cloud.size else 1.0
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_zlim(-lim, lim)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(column_titles[j], fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return Path(path)

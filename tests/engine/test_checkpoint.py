@@ -1,0 +1,63 @@
+import os
+import pickle
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from act3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from act3d.errors import CheckpointError
+
+
+def test_rng_state_round_trip_through_weights_only_file(tmp_path):
+    random.seed(1)
+    np.random.seed(2)
+    torch.manual_seed(3)
+    np.random.randn()  # leaves a cached gaussian half in numpy's state
+    save_checkpoint({"rng": rng_state()}, tmp_path / "c.pth")
+    expected = (random.random(), np.random.randn(3), torch.rand(3))
+    random.seed(9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    set_rng_state(load_checkpoint(tmp_path / "c.pth")["rng"])
+    assert random.random() == expected[0]
+    np.testing.assert_array_equal(np.random.randn(3), expected[1])
+    torch.testing.assert_close(torch.rand(3), expected[2], rtol=0, atol=0)
+
+
+def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.pth"
+    save_checkpoint({"w": torch.ones(3)}, path)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="No space left on device.*previous one is intact"):
+        save_checkpoint({"w": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    torch.testing.assert_close(load_checkpoint(path)["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pth"]
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_malicious_checkpoint_is_refused_without_running_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"model": _Exploit()}))
+    with pytest.raises(CheckpointError, match="evil.pth: not a readable checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_missing_and_corrupt_checkpoints(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pth")
+    (tmp_path / "junk.pth").write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        load_checkpoint(tmp_path / "junk.pth")

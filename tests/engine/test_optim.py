@@ -1,0 +1,45 @@
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from act3d.engine.config import OptimizerConfig, SchedulerConfig
+from act3d.engine.optim import build_optimizer, build_scheduler, parameter_groups
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.norm = nn.LayerNorm(4)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, 4))
+        self.frozen = nn.Linear(4, 4)
+        self.frozen.requires_grad_(False)
+
+
+def test_no_decay_groups_follow_the_spec():
+    net = Net()
+    decay, no_decay = parameter_groups(net.named_parameters(), 0.05)
+    assert decay["params"] == [net.fc.weight]
+    assert {id(p) for p in no_decay["params"]} == {
+        id(net.fc.bias),
+        id(net.norm.weight),
+        id(net.norm.bias),
+        id(net.cls_token),
+    }
+    assert no_decay["weight_decay"] == 0.0 and decay["weight_decay"] == 0.05
+
+
+def test_cosine_schedule_with_warmup():
+    opt = build_optimizer(Net().named_parameters(), OptimizerConfig(lr=1e-3))
+    sched = build_scheduler(opt, SchedulerConfig(warmup_epochs=2, warmup_lr=1e-6, min_lr=1e-6), epochs=10)
+    lrs = []
+    for epoch in range(10):
+        sched.step(epoch)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == pytest.approx(1e-6)
+    assert lrs[1] == pytest.approx(1e-6 + (1e-3 - 1e-6) / 2)
+    assert max(lrs) == pytest.approx(lrs[2], rel=1e-6)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[2:]))
+    assert lrs[-1] < 1e-4

@@ -1,0 +1,84 @@
+"""The building blocks of the networks, each against a naive reference."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from act3d.models.dgcnn import CenterDGCNN, _edge_features
+from act3d.models.folding import FoldingDecoder
+from act3d.models.tokenizer import MiniPointNet, PatchGrouper
+from act3d.models.transformer import TransformerStack
+
+
+def test_edge_features_match_a_loop():
+    torch.manual_seed(0)
+    f = torch.randn(2, 5, 7)
+    idx = torch.randint(7, (2, 7, 3))
+    out = _edge_features(f, idx)
+    for b in range(2):
+        for i in range(7):
+            for j in range(3):
+                nb = f[b, :, idx[b, i, j]]
+                torch.testing.assert_close(out[b, :5, i, j], nb - f[b, :, i])
+                torch.testing.assert_close(out[b, 5:, i, j], f[b, :, i])
+
+
+def test_dgcnn_is_permutation_equivariant_over_centres():
+    torch.manual_seed(0)
+    net = CenterDGCNN(16, 32).eval()
+    tokens, centers = torch.randn(2, 10, 16), torch.randn(2, 10, 3)
+    perm = torch.randperm(10)
+    out = net(tokens, centers)
+    assert out.shape == (2, 10, 32)
+    torch.testing.assert_close(net(tokens[:, perm], centers[:, perm]), out[:, perm], atol=1e-5, rtol=1e-4)
+
+
+def test_mini_pointnet_ignores_point_order_within_a_patch():
+    torch.manual_seed(0)
+    net = MiniPointNet(24).eval()
+    patches = torch.randn(2, 4, 8, 3)
+    out = net(patches)
+    assert out.shape == (2, 4, 24)
+    torch.testing.assert_close(net(patches[:, :, torch.randperm(8)]), out, atol=1e-5, rtol=1e-4)
+
+
+def test_grouper_patches_are_local_and_centred_on_fps_points():
+    torch.manual_seed(0)
+    points = torch.randn(2, 200, 3)
+    patches, centers = PatchGrouper(16, 8)(points)
+    assert patches.shape == (2, 16, 8, 3) and centers.shape == (2, 16, 3)
+    # nearest neighbour of a centre (which is a cloud point) is itself: offset 0
+    torch.testing.assert_close(patches[:, :, 0], torch.zeros(2, 16, 3))
+    absolute = patches + centers[:, :, None]
+    for b in range(2):
+        d = (centers[b][:, None] - points[b][None]).norm(dim=-1)
+        kth = d.topk(8, largest=False).values[:, -1]
+        flat = absolute[b].reshape(-1, 3)
+        assert ((flat[:, None] - points[b][None]).norm(dim=-1).min(1).values < 1e-5).all()
+        assert ((absolute[b] - centers[b, :, None]).norm(dim=-1).amax(1) <= kth + 1e-5).all()
+
+
+def test_folding_decoder_fine_points_sit_around_their_coarse_point():
+    torch.manual_seed(0)
+    dec = FoldingDecoder(12, 32).eval()
+    with torch.no_grad():
+        dec.final_conv[-1].weight.zero_()
+        dec.final_conv[-1].bias.zero_()
+    coarse, fine = dec(torch.randn(2, 3, 12))
+    assert coarse.shape == (2, 3, 8, 3) and fine.shape == (2, 3, 32, 3)
+    torch.testing.assert_close(fine.reshape(2, 3, 8, 4, 3), coarse[:, :, :, None].expand(-1, -1, -1, 4, -1))
+
+
+def test_transformer_stack_matches_a_manual_pre_norm_block():
+    torch.manual_seed(0)
+    stack = TransformerStack(16, 1, 2).eval()
+    x, pos = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    out, taken = stack(x, pos, return_layers=(1,))
+    blk = stack.blocks[0]
+    h = x + pos
+    q, k, v = blk.attn.qkv(blk.norm1(h)).reshape(2, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
+    att = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(2, 5, 16)
+    h = h + blk.attn.proj(att)
+    h = h + blk.mlp.fc2(nn.functional.gelu(blk.mlp.fc1(blk.norm2(h))))
+    torch.testing.assert_close(out, h, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(taken[0], out)

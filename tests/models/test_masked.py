@@ -1,0 +1,54 @@
+"""Stage II model: masking and the visible-only encoder."""
+
+import torch
+
+from act3d.models.masked import MaskedPointModel, block_mask, random_mask
+from act3d.models.point_transformer import PointEncoder
+
+
+def test_random_mask_hides_exactly_the_ratio_and_varies():
+    torch.manual_seed(0)
+    mask = random_mask(4, 64, 0.8, torch.device("cpu"))
+    assert mask.shape == (4, 64) and mask.dtype == torch.bool
+    assert (mask.sum(1) == 51).all()  # int(0.8 * 64), as in the paper
+    assert not torch.equal(mask[0], mask[1])
+
+
+def test_block_mask_is_a_contiguous_region():
+    torch.manual_seed(0)
+    centers = torch.randn(2, 32, 3)
+    mask = block_mask(centers, 0.5)
+    assert (mask.sum(1) == 16).all()
+    for b in range(2):
+        inside, outside = centers[b][mask[b]], centers[b][~mask[b]]
+        # the mask is a ball: some masked centre is nearer to every masked one than to any visible one
+        ball = (torch.cdist(inside, inside).amax(1) <= torch.cdist(inside, outside).amin(1)).any()
+        assert ball.item()
+
+
+def test_encoder_sees_only_visible_tokens():
+    torch.manual_seed(0)
+    encoder = PointEncoder(dim=24, depth=2, num_heads=2, num_groups=16, group_size=8)
+    model = MaskedPointModel(encoder, out_dim=10, mask_ratio=0.75, decoder_heads=2)
+    seen = []
+    encoder.patch_embed.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    encoder.blocks.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
+    patches, centers = encoder.grouper(torch.randn(3, 128, 3))
+    mask = model.make_mask(centers)
+    pred, encoded = model(patches, centers, mask)
+    assert seen[0] == (3, 4, 8, 3), "the PointNet must only embed the 4 visible patches"
+    assert seen[1] == (3, 5, 24), "the blocks must only see CLS + 4 visible tokens"
+    assert pred.shape == (3, 12, 10) and encoded.shape == (3, 5, 24)
+
+
+def test_masked_tokens_do_not_leak_into_the_encoder_output():
+    torch.manual_seed(0)
+    encoder = PointEncoder(dim=24, depth=2, num_heads=2, num_groups=16, group_size=8).eval()
+    model = MaskedPointModel(encoder, out_dim=10, mask_ratio=0.75, decoder_heads=2).eval()
+    patches, centers = encoder.grouper(torch.randn(2, 128, 3))
+    mask = model.make_mask(centers)
+    _, encoded = model(patches, centers, mask)
+    noisy = patches.clone()
+    noisy[mask] += torch.randn_like(noisy[mask])
+    _, encoded_noisy = model(noisy, centers, mask)
+    torch.testing.assert_close(encoded, encoded_noisy)
