@@ -158,3 +158,17 @@ def test_build_dataset(tmp_path: Path) -> None:
         build_dataset("modelnet", str(tmp_path), "train", 1024)
     with pytest.raises(ConfigError, match="needs a root folder"):
         build_dataset("npz", None, "train", 1024)
+
+
+def test_batched_fps_cache_matches_per_cloud_fps(tmp_path):
+    from act3d.data.npz import NpzDataset
+    from act3d.data.transforms import subsample_indices
+
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(7, 64, 3)).astype(np.float32)
+    np.savez(tmp_path / "train.npz", points=points, labels=np.arange(7) % 2)
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    ds = NpzDataset(tmp_path, "train", npoints=16)
+    for i in range(7):
+        expected = subsample_indices(torch.from_numpy(points[i]), 16, "fps")
+        torch.testing.assert_close(ds._indices(i, torch.from_numpy(points[i])), expected)

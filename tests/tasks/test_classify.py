@@ -69,6 +69,7 @@ def test_learns_real_modelnet10(tmp_path):
             "scheduler.warmup_epochs=0",
             "optimizer.lr=0.002",
             "train.precision=fp32",
+            "train.bn_recalibration_batches=10",
             f"run.output_dir={tmp_path}",
             "run.name=mn10",
         ],

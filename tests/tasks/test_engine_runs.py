@@ -25,9 +25,11 @@ def final_weights(run_dir):
     return load_checkpoint(run_dir / "ckpt-last.pth")["model"]
 
 
-def assert_same_weights(a, b, atol=0.0):
+def assert_same_weights(a, b, atol=0.0, parameters_only=False):
     assert a.keys() == b.keys()
     for key in a:
+        if parameters_only and ("running_" in key or "num_batches_tracked" in key):
+            continue
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=atol, msg=key)
 
 
@@ -83,7 +85,11 @@ def test_two_gloo_ranks_match_one_process_with_the_same_global_batch(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # one process, the same global batch of 8 split into the same two micro-batches of 4
     act3d("classify", *args, "run.name=single", "train.grad_accum_steps=2", "--device", "cpu", "--no-progress")
-    assert_same_weights(final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"), atol=2e-5)
+    # BatchNorm running statistics are per device (as in the official code without --sync_bn): rank 0
+    # keeps those of its half of each batch, so only the trained parameters are compared.
+    assert_same_weights(
+        final_weights(tmp_path / "ddp"), final_weights(tmp_path / "single"), atol=2e-5, parameters_only=True
+    )
 
 
 def test_non_finite_loss_stops_naming_the_step_and_keeps_the_checkpoint(tmp_path, monkeypatch):

@@ -19,14 +19,16 @@ def distance_blocks(
     bytes_per_entry: int,
     multiple: int = 1,
 ) -> Iterator[tuple[slice, torch.Tensor]]:
-    """Yields ``(rows, block)``: ``block[b, i, j] = ||p_j||² - 2 q_i·p_j`` for the queries ``rows``.
+    """Yields ``(rows, block)`` with ``block[b, i, j] = ||q_i - p_j||²`` for the queries ``rows``.
 
-    Adding ``||q_i||²`` gives the squared distance; it is left out because it does not change the
-    ranking along a row. Each cloud's first point is moved to the origin first, which bounds the
-    rounding error of the expanded formula by the cloud's diameter instead of its distance to the
-    origin. Padded points (and the extra columns that round ``N`` up to a ``multiple``) are ``+inf``.
-    Chunks hold as many queries as fit ``memory_budget_bytes`` at ``bytes_per_entry`` bytes per
-    ``(b, i, j)`` entry (at least one query). Runs without autograd; inputs must be validated.
+    Each block is one ``bmm`` of ``[q, 1, ||q||²]`` with ``[-2p, ||p||², 1]``, that is
+    ``||q||² + ||p||² - 2 q·p``, after moving each cloud's first point to the origin (which bounds the
+    rounding error by the cloud's diameter rather than its distance to the origin); it can be
+    slightly negative. Padded points, and the extra columns that round ``N`` up to a ``multiple``,
+    are ``+inf``. A chunk holds as many queries as fit ``memory_budget_bytes`` at ``bytes_per_entry``
+    bytes per ``(b, i, j)`` entry (at least one query; see :func:`act3d.ops.memory.query_chunk`). The
+    block's storage is reused by the next chunk: reduce it before asking for the next one. Runs
+    without autograd; inputs must be validated.
 
     Args:
         query: ``(B, M, 3)`` float32 or float64.
@@ -36,16 +38,20 @@ def distance_blocks(
         bytes_per_entry: bytes the caller allocates per entry of a block, the block included.
         multiple: the number of columns of a block is ``N`` rounded up to a multiple of this.
     """
-    B, N, _ = points.shape
+    (B, M, _), N = query.shape, points.shape[1]
     origin = points[:, :1]
     query, points = query - origin, points - origin
-    sq_norm = points.square().sum(-1)
+    sq_norm = points.square().sum(-1, keepdim=True)
     if point_lengths is not None:
-        sq_norm.masked_fill_(padding_mask(point_lengths, N), float("inf"))
-    extra = -N % multiple
-    points_t = torch.nn.functional.pad(points, (0, 0, 0, extra)).mT
-    sq_norm = torch.nn.functional.pad(sq_norm, (0, extra), value=float("inf"))[:, None]
-    chunk = query_chunk(B, N + extra, bytes_per_entry, memory_budget_bytes)
-    for start in range(0, query.shape[1], chunk):
-        rows = slice(start, start + chunk)
-        yield rows, torch.baddbmm(sq_norm, query[:, rows], points_t, alpha=-2)
+        sq_norm.masked_fill_(padding_mask(point_lengths, N)[..., None], float("inf"))
+    rhs = torch.cat([-2 * points, sq_norm, torch.ones_like(sq_norm)], dim=-1)
+    rhs = torch.nn.functional.pad(rhs, (0, 0, 0, -N % multiple)).mT.contiguous()  # (B, 5, N')
+    rhs[:, 3, N:] = float("inf")
+    ones = torch.ones_like(query[..., :1])
+    lhs = torch.cat([query, ones, query.square().sum(-1, keepdim=True)], dim=-1)  # (B, M, 5)
+    chunk = min(M, query_chunk(B, rhs.shape[-1], bytes_per_entry, memory_budget_bytes, query.device))
+    storage = torch.empty(B * chunk * rhs.shape[-1], dtype=query.dtype, device=query.device)
+    for start in range(0, M, chunk):
+        rows = slice(start, min(start + chunk, M))
+        block = storage[: B * (rows.stop - start) * rhs.shape[-1]].view(B, -1, rhs.shape[-1])
+        yield rows, torch.bmm(lhs[:, rows], rhs, out=block)

@@ -1,0 +1,159 @@
+"""farthest_point_sample and gather_points against a brute-force NumPy loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from act3d.errors import OpError
+from act3d.ops import farthest_point_sample, gather_points
+
+
+def naive_fps(cloud: np.ndarray, n: int, first: int = 0) -> np.ndarray:
+    """Textbook FPS in float64: next pick = farthest unpicked point, lowest index among ties."""
+    picked = [first]
+    min_dist = np.full(len(cloud), np.inf)
+    for _ in range(n - 1):
+        min_dist = np.minimum(min_dist, ((cloud - cloud[picked[-1]]) ** 2).sum(-1))
+        candidates = np.where(np.isin(np.arange(len(cloud)), picked), -np.inf, min_dist)
+        picked.append(int(np.argmax(candidates)))
+    return np.array(picked)
+
+
+def assert_valid_fps(cloud: np.ndarray, picked: np.ndarray, atol: float = 1e-6) -> None:
+    """Each pick (after the first) is at the largest distance from the earlier picks, up to ``atol``."""
+    assert len(set(picked.tolist())) == len(picked)
+    for i in range(1, len(picked)):
+        dist = ((cloud[:, None] - cloud[picked[:i]][None]) ** 2).sum(-1).min(1)
+        dist[picked[:i]] = -np.inf
+        assert dist[picked[i]] >= dist.max() - atol
+
+
+@pytest.mark.parametrize(("B", "N", "n", "seed"), [(1, 1, 1, 0), (2, 50, 10, 1), (3, 257, 64, 2), (4, 1000, 32, 3)])
+def test_matches_naive_loop(B: int, N: int, n: int, seed: int) -> None:
+    points = torch.rand(B, N, 3, generator=torch.Generator().manual_seed(seed))
+    idx = farthest_point_sample(points, n)
+    assert idx.shape == (B, n) and idx.dtype == torch.int64
+    for b in range(B):
+        np.testing.assert_array_equal(idx[b].numpy(), naive_fps(points[b].double().numpy(), n))
+
+
+def test_n_equal_to_cloud_size_is_a_permutation() -> None:
+    points = torch.rand(3, 40, 3, generator=torch.Generator().manual_seed(0))
+    idx = farthest_point_sample(points, 40)
+    for row in idx:
+        assert sorted(row.tolist()) == list(range(40))
+
+
+def test_duplicate_points_still_give_distinct_indices() -> None:
+    # 5 distinct positions, each 4 times: once the 5 are picked every distance is 0 and ties go
+    # to the lowest unpicked index; the picks stay distinct and valid.
+    base = torch.rand(1, 5, 3, generator=torch.Generator().manual_seed(1))
+    points = base.repeat(1, 4, 1)
+    idx = farthest_point_sample(points, 20)
+    assert sorted(idx[0].tolist()) == list(range(20))
+    assert sorted(idx[0, :5].remainder(5).tolist()) == list(range(5))
+    np.testing.assert_array_equal(idx[0].numpy(), naive_fps(points[0].double().numpy(), 20))
+    assert_valid_fps(points[0].double().numpy(), idx[0].numpy())
+
+
+def test_all_points_identical() -> None:
+    idx = farthest_point_sample(torch.ones(2, 6, 3), 6)
+    assert idx.tolist() == [list(range(6))] * 2
+
+
+def test_heterogeneous_lengths_match_each_cloud_alone() -> None:
+    gen = torch.Generator().manual_seed(2)
+    lengths = torch.tensor([30, 64, 7])
+    points = torch.rand(3, 64, 3, generator=gen)
+    points[0, 30:] = 100.0  # padding far away: would be picked at once if not masked
+    points[2, 7:] = -100.0
+    idx = farthest_point_sample(points, 7, lengths=lengths)
+    for b, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(idx[b], farthest_point_sample(points[b : b + 1, :length], 7)[0])
+        assert int(idx[b].max()) < length
+
+
+def test_n_equal_to_each_length_is_a_permutation_of_the_valid_points() -> None:
+    points = torch.rand(2, 10, 3, generator=torch.Generator().manual_seed(3))
+    idx = farthest_point_sample(points, 6, lengths=torch.tensor([6, 10]))
+    assert sorted(idx[0].tolist()) == list(range(6))
+
+
+def test_random_start_is_reproducible_and_respects_lengths() -> None:
+    points = torch.rand(8, 50, 3, generator=torch.Generator().manual_seed(4))
+    lengths = torch.tensor([1, 2, 3, 50, 50, 50, 50, 5])
+    first = farthest_point_sample(points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9))
+    again = farthest_point_sample(points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9))
+    torch.testing.assert_close(first, again)
+    assert (first[:, 0] < lengths).all()
+    starts = {
+        int(farthest_point_sample(points[3:4], 1, start="random", generator=torch.Generator().manual_seed(s)))
+        for s in range(10)
+    }
+    assert len(starts) > 1
+    idx = farthest_point_sample(points, 3, lengths.clamp(min=3), start="random")
+    for b in range(8):
+        cloud = points[b, : max(3, int(lengths[b]))].double().numpy()
+        np.testing.assert_array_equal(idx[b].numpy(), naive_fps(cloud, 3, int(idx[b, 0])))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_other_dtypes(dtype: torch.dtype) -> None:
+    points = torch.rand(2, 200, 3, generator=torch.Generator().manual_seed(5)).to(dtype)
+    idx = farthest_point_sample(points, 16)
+    # computed in float32 (float64) from the same values: identical to upcasting first
+    torch.testing.assert_close(idx, farthest_point_sample(points.double(), 16))
+    for b in range(2):
+        assert_valid_fps(points[b].double().numpy(), idx[b].numpy())
+
+
+@pytest.mark.parametrize(
+    ("points", "n", "lengths", "message"),
+    [
+        (torch.rand(2, 5), 1, None, r"shape \(B, N, 3\)"),
+        (torch.rand(2, 5, 2), 1, None, r"shape \(B, N, 3\)"),
+        (torch.rand(2, 0, 3), 1, None, "empty"),
+        (torch.rand(0, 4, 3), 1, None, "empty"),
+        (torch.randint(0, 5, (1, 4, 3)), 1, None, "float"),
+        (torch.rand(1, 4, 3), 5, None, "n=5 exceeds the cloud size 4"),
+        (torch.rand(1, 4, 3), 0, None, "at least 1"),
+        (torch.rand(2, 4, 3), 3, torch.tensor([4, 2]), r"n=3 exceeds the size of cloud 1 \(2 points\)"),
+        (torch.rand(2, 4, 3), 1, torch.tensor([4, 0]), "no empty cloud"),
+        (torch.rand(2, 4, 3), 1, torch.tensor([4, 5]), r"\[1, 4\]"),
+        (torch.rand(2, 4, 3), 1, torch.tensor([4.0, 2.0]), "integer"),
+        (torch.rand(2, 4, 3), 1, torch.tensor([4]), "integer tensor of shape"),
+    ],
+)
+def test_bad_input_raises(points: torch.Tensor, n: int, lengths: torch.Tensor | None, message: str) -> None:
+    with pytest.raises(OpError, match=message):
+        farthest_point_sample(points, n, lengths)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_raises(bad: float) -> None:
+    points = torch.rand(2, 4, 3)
+    points[1, 2, 0] = bad
+    with pytest.raises(OpError, match="NaN or Inf"):
+        farthest_point_sample(points, 2)
+    farthest_point_sample(points, 2, check_finite=False)  # skipped on request (result unspecified)
+
+
+def test_bad_start_raises() -> None:
+    with pytest.raises(OpError, match="start"):
+        farthest_point_sample(torch.rand(1, 4, 3), 2, start="last")  # type: ignore[arg-type]
+
+
+def test_gather_points() -> None:
+    points = torch.rand(2, 10, 4, requires_grad=True)
+    idx = torch.tensor([[[1, 2], [3, 3]], [[0, 9], [5, 1]]])
+    out = gather_points(points, idx)
+    assert out.shape == (2, 2, 2, 4)
+    torch.testing.assert_close(out[1, 0, 1], points[1, 9])
+    out.sum().backward()
+    assert points.grad[0, 3].eq(2).all() and points.grad[0, 0].eq(0).all()
+    with pytest.raises(OpError, match="int64"):
+        gather_points(points, idx.int())
+    with pytest.raises(OpError, match=r"\(B, N, C\)"):
+        gather_points(points[0], idx)

@@ -1,0 +1,186 @@
+"""knn against a brute-force NumPy loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from act3d.errors import ConfigError, OpError
+from act3d.ops import knn, set_memory_budget
+from act3d.ops.memory import DEFAULT_MEMORY_BUDGET, ENV_VAR, get_memory_budget
+
+
+def naive_knn(query: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
+    """``(M, k)`` ascending squared distances of the k nearest points, float64, one query at a time."""
+    out = np.empty((len(query), k))
+    for i, q in enumerate(query):
+        dist = [float(((q - p) ** 2).sum()) for p in points]
+        out[i] = sorted(dist)[:k]
+    return out
+
+
+def assert_matches_naive(
+    query: torch.Tensor, points: torch.Tensor, k: int, dists: torch.Tensor, idx: torch.Tensor
+) -> None:
+    """Distances equal the naive ones and the indices point at points with exactly those distances.
+
+    Ties make indices ambiguous, so indices are checked through the distances they give.
+    """
+    q, p = query.double().numpy(), points.double().numpy()
+    expected = naive_knn(q, p, k)
+    np.testing.assert_allclose(dists.double().numpy(), expected, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(((q[:, None] - p[idx.numpy()]) ** 2).sum(-1), expected, atol=1e-6, rtol=1e-5)
+    assert all(len(set(row)) == k for row in idx.tolist())
+
+
+@pytest.mark.parametrize(
+    ("B", "M", "N", "k", "seed"),
+    [(1, 1, 1, 1, 0), (2, 17, 50, 1, 1), (3, 64, 300, 16, 2), (2, 40, 1024, 32, 3), (1, 8, 9, 9, 4), (2, 5, 70, 3, 5)],
+)
+def test_matches_naive_loop(B: int, M: int, N: int, k: int, seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    query, points = torch.rand(B, M, 3, generator=gen), torch.randn(B, N, 3, generator=gen)
+    dists, idx = knn(query, points, k)
+    assert dists.shape == idx.shape == (B, M, k)
+    assert dists.dtype == torch.float32 and idx.dtype == torch.int64
+    assert (dists[..., 1:] >= dists[..., :-1]).all() and (dists >= 0).all()
+    for b in range(B):
+        assert_matches_naive(query[b], points[b], k, dists[b], idx[b])
+
+
+def test_far_from_origin_keeps_precision() -> None:
+    # the expanded formula on raw coordinates ~1e4 would lose all float32 precision at this scale
+    gen = torch.Generator().manual_seed(6)
+    points = 1e4 + torch.rand(1, 200, 3, generator=gen)
+    dists, idx = knn(points[:, :20], points, 4)
+    assert_matches_naive(points[0, :20], points[0], 4, dists[0], idx[0])
+
+
+def test_queries_in_the_cloud_find_themselves_first() -> None:
+    points = torch.rand(2, 100, 3, generator=torch.Generator().manual_seed(7))
+    dists, idx = knn(points, points, 2)
+    assert idx[..., 0].tolist() == [list(range(100))] * 2
+    assert (dists[..., 0] == 0).all()
+
+
+def test_ties_with_duplicate_points() -> None:
+    base = torch.rand(1, 6, 3, generator=torch.Generator().manual_seed(8))
+    points = torch.cat([base, base, base], 1)  # every distance appears three times
+    dists, idx = knn(base, points, 5)
+    assert_matches_naive(base[0], points[0], 5, dists[0], idx[0])
+    assert (dists[..., :3] == 0).all()
+    assert sorted(idx[0, 0, :3].tolist()) == [0, 6, 12]
+
+
+def test_k_equal_to_cloud_size_returns_every_point() -> None:
+    gen = torch.Generator().manual_seed(9)
+    query, points = torch.rand(2, 5, 3, generator=gen), torch.rand(2, 33, 3, generator=gen)
+    dists, idx = knn(query, points, 33)
+    assert (idx.sort(-1).values == torch.arange(33)).all()
+    assert_matches_naive(query[1], points[1], 33, dists[1], idx[1])
+
+
+def test_heterogeneous_lengths_match_each_cloud_alone() -> None:
+    gen = torch.Generator().manual_seed(10)
+    query, points = torch.rand(3, 12, 3, generator=gen), torch.rand(3, 90, 3, generator=gen)
+    points[:, 40:] = 0.5  # padding inside the cloud: would be found if not masked
+    q_len, p_len = torch.tensor([12, 3, 7]), torch.tensor([40, 5, 90])
+    dists, idx = knn(query, points, 5, query_lengths=q_len, point_lengths=p_len)
+    for b in range(3):
+        d_alone, i_alone = knn(query[b : b + 1, : q_len[b]], points[b : b + 1, : p_len[b]], 5)
+        torch.testing.assert_close(dists[b, : q_len[b]], d_alone[0])
+        torch.testing.assert_close(idx[b, : q_len[b]], i_alone[0])
+        assert (dists[b, q_len[b] :] == 0).all() and (idx[b, q_len[b] :] == 0).all()
+
+
+def test_chunked_equals_unchunked() -> None:
+    gen = torch.Generator().manual_seed(11)
+    query, points = torch.rand(2, 50, 3, generator=gen), torch.rand(2, 700, 3, generator=gen)
+    lengths = torch.tensor([700, 333])
+    whole = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=2**30)
+    tiny = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=1)  # one query per chunk
+    odd = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=7 * 2 * 704 * 4)  # 7 queries
+    for other in (tiny, odd):
+        torch.testing.assert_close(other[0], whole[0], rtol=0, atol=0)
+        torch.testing.assert_close(other[1], whole[1], rtol=0, atol=0)
+
+
+def test_memory_budget_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    assert get_memory_budget() == DEFAULT_MEMORY_BUDGET
+    monkeypatch.setenv(ENV_VAR, "1024")
+    assert get_memory_budget() == 1024
+    set_memory_budget(4096)
+    try:
+        assert get_memory_budget() == 4096
+        query = torch.rand(1, 10, 3)
+        torch.testing.assert_close(knn(query, query, 3), knn(query, query, 3, memory_budget_bytes=2**30))
+    finally:
+        set_memory_budget(None)
+    monkeypatch.setenv(ENV_VAR, "lots")
+    with pytest.raises(ConfigError, match=ENV_VAR):
+        get_memory_budget()
+    with pytest.raises(OpError, match="positive"):
+        set_memory_budget(0)
+    with pytest.raises(OpError, match="positive"):
+        knn(query, query, 1, memory_budget_bytes=-1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_inputs_close_to_float32(dtype: torch.dtype) -> None:
+    gen = torch.Generator().manual_seed(12)
+    query, points = torch.rand(2, 30, 3, generator=gen), torch.rand(2, 200, 3, generator=gen)
+    dists, idx = knn(query.to(dtype), points.to(dtype), 6)
+    assert dists.dtype == torch.float32
+    # computed in float32 from the same (rounded) values: identical to upcasting first
+    up_d, up_i = knn(query.to(dtype).float(), points.to(dtype).float(), 6)
+    torch.testing.assert_close(dists, up_d, rtol=0, atol=0)
+    torch.testing.assert_close(idx, up_i, rtol=0, atol=0)
+    torch.testing.assert_close(dists, knn(query, points, 6)[0], rtol=0, atol=0.02)
+
+
+def test_float64_and_gradient_against_dense_autograd() -> None:
+    gen = torch.Generator().manual_seed(13)
+    query = torch.rand(2, 15, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    points = torch.rand(2, 40, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    dists, idx = knn(query, points, 4)
+    assert dists.dtype == torch.float64
+    weights = torch.rand(dists.shape, generator=gen, dtype=torch.float64)
+    (dists * weights).sum().backward()
+    dense = ((query[:, :, None] - points[:, None]) ** 2).sum(-1)  # (B, M, N)
+    expected = dense.gather(-1, idx)
+    torch.testing.assert_close(dists, expected)
+    grads = torch.autograd.grad((expected * weights).sum(), (query, points))
+    torch.testing.assert_close(query.grad, grads[0])
+    torch.testing.assert_close(points.grad, grads[1])
+
+
+@pytest.mark.parametrize(
+    ("query", "points", "k", "lengths", "message"),
+    [
+        (torch.rand(1, 3, 3), torch.rand(1, 4, 3), 5, None, "k=5 exceeds the cloud size 4"),
+        (torch.rand(2, 3, 3), torch.rand(2, 4, 3), 3, torch.tensor([4, 2]), "k=3 exceeds the size of cloud 1"),
+        (torch.rand(1, 3, 3), torch.rand(1, 4, 3), 0, None, "at least 1"),
+        (torch.rand(1, 0, 3), torch.rand(1, 4, 3), 1, None, "query is empty"),
+        (torch.rand(1, 3, 3), torch.rand(1, 0, 3), 1, None, "points is empty"),
+        (torch.rand(1, 3, 3), torch.rand(1, 4, 3), 1, torch.tensor([0]), "no empty cloud"),
+        (torch.rand(1, 3, 2), torch.rand(1, 4, 3), 1, None, r"query must have shape \(B, N, 3\)"),
+        (torch.rand(2, 3, 3), torch.rand(1, 4, 3), 1, None, "batch size"),
+    ],
+)
+def test_bad_input_raises(
+    query: torch.Tensor, points: torch.Tensor, k: int, lengths: torch.Tensor | None, message: str
+) -> None:
+    with pytest.raises(OpError, match=message):
+        knn(query, points, k, point_lengths=lengths)
+
+
+def test_non_finite_raises() -> None:
+    query, points = torch.rand(1, 3, 3), torch.rand(1, 4, 3)
+    points[0, 1, 1] = float("nan")
+    with pytest.raises(OpError, match="points contains NaN or Inf"):
+        knn(query, points, 1)
+    query[0, 0, 0] = float("-inf")
+    with pytest.raises(OpError, match="query contains NaN or Inf"):
+        knn(query, points.nan_to_num(), 1)
