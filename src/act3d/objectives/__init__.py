@@ -2,6 +2,14 @@
 
 from act3d.objectives.distillation import masked_feature_loss, masked_patch_loss
 from act3d.objectives.reconstruction import codebook_kl, patch_chamfer_l1
-from act3d.objectives.schedules import CosineRamp
+from act3d.objectives.schedules import CosineRamp, KLWeightSchedule, TemperatureSchedule
 
-__all__ = ["CosineRamp", "codebook_kl", "masked_feature_loss", "masked_patch_loss", "patch_chamfer_l1"]
+__all__ = [
+    "CosineRamp",
+    "KLWeightSchedule",
+    "TemperatureSchedule",
+    "codebook_kl",
+    "masked_feature_loss",
+    "masked_patch_loss",
+    "patch_chamfer_l1",
+]

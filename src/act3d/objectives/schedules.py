@@ -25,3 +25,20 @@ class CosineRamp(Strict):
         if t >= self.steps:
             return self.target
         return self.target + (self.start - self.target) * (1 + math.cos(math.pi * t / self.steps)) / 2
+
+
+class TemperatureSchedule(CosineRamp):
+    """Gumbel-softmax temperature: cosine 1 → 0.0625 over 100k iterations (the paper)."""
+
+    start: float = 1.0
+    target: float = 0.0625
+    steps: int = 100_000
+
+
+class KLWeightSchedule(CosineRamp):
+    """Weight of the codebook KL term: 0 for 10k iterations, then cosine 0 → 0.1 over 100k (the paper)."""
+
+    start: float = 0.0
+    target: float = 0.1
+    steps: int = 100_000
+    delay: int = 10_000

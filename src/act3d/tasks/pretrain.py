@@ -67,7 +67,7 @@ def load_stage1_teacher(path: str | Path, num_groups: int, group_size: int) -> A
     """The stage-I autoencoder of a ``pretrain-teacher`` checkpoint, frozen, ready to make targets.
 
     It stays in train() mode (batch-statistics BN, prompt dropout on) as in the official code, but its
-    BatchNorm momentum is set to 0 so that its running statistics, like its weights, never change.
+    BatchNorms stop tracking running statistics, so that its state, like its weights, never changes.
     """
     from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
 
@@ -89,7 +89,7 @@ def load_stage1_teacher(path: str | Path, num_groups: int, group_size: int) -> A
     model.requires_grad_(False)
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.momentum = 0.0
+            module.track_running_stats = False
     model.info = f"stage-I teacher from {path} ({ckpt['config']['teacher']['name']})"
     return model.train()
 

@@ -14,7 +14,7 @@ from act3d.engine.config import DataConfig, OptimizerConfig, RunConfig, Schedule
 from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
-from act3d.objectives import CosineRamp, codebook_kl, patch_chamfer_l1
+from act3d.objectives import KLWeightSchedule, TemperatureSchedule, codebook_kl, patch_chamfer_l1
 from act3d.tasks.common import eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
 
@@ -47,10 +47,8 @@ class PretrainTeacherConfig(Strict):
     data: DataConfig = Field(default_factory=lambda: DataConfig(batch_size=64))
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     model: AutoencoderConfig = Field(default_factory=AutoencoderConfig)
-    temperature: CosineRamp = Field(default_factory=lambda: CosineRamp(start=1.0, target=0.0625, steps=100_000))
-    kl_weight: CosineRamp = Field(
-        default_factory=lambda: CosineRamp(start=0.0, target=0.1, steps=100_000, delay=10_000)
-    )
+    temperature: TemperatureSchedule = Field(default_factory=TemperatureSchedule)
+    kl_weight: KLWeightSchedule = Field(default_factory=KLWeightSchedule)
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=5e-4))
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
     train: TrainConfig = Field(default_factory=TrainConfig)
