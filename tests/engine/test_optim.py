@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -33,7 +34,8 @@ def test_no_decay_groups_follow_the_spec():
 
 def test_cosine_schedule_with_warmup():
     opt = build_optimizer(Net().named_parameters(), OptimizerConfig(lr=1e-3))
-    sched = build_scheduler(opt, SchedulerConfig(warmup_epochs=2, warmup_lr=1e-6, min_lr=1e-6), epochs=10)
+    config = SchedulerConfig(update="epoch", warmup_epochs=2, warmup_lr=1e-6, min_lr=1e-6)
+    sched = build_scheduler(opt, config, epochs=10, steps_per_epoch=7)
     lrs = []
     for epoch in range(10):
         sched.step(epoch)
@@ -43,3 +45,20 @@ def test_cosine_schedule_with_warmup():
     assert max(lrs) == pytest.approx(lrs[2], rel=1e-6)
     assert all(a >= b for a, b in itertools.pairwise(lrs[2:]))
     assert lrs[-1] < 1e-4
+
+
+def test_per_step_schedule_follows_the_same_curve_within_epochs():
+    opt = build_optimizer(Net().named_parameters(), OptimizerConfig(lr=1e-3))
+    sched = build_scheduler(
+        opt, SchedulerConfig(warmup_epochs=1, warmup_lr=0.0, min_lr=0.0), epochs=4, steps_per_epoch=10
+    )
+    lrs = []
+    for step in range(40):
+        sched.step(step // 10)  # a no-op in per-step mode
+        sched.step_update(step)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[0] == 0.0 and lrs[5] == pytest.approx(5e-4)
+    # timm (as the official code) runs the cosine over the whole run, warm-up included
+    for step in (10, 25, 39):
+        assert lrs[step] == pytest.approx(1e-3 * (1 + math.cos(math.pi * step / 40)) / 2, rel=1e-6)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))

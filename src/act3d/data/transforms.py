@@ -83,7 +83,8 @@ class Subsample:
 class ScaleAndTranslate:
     """``points * s + t`` with per-axis ``s ~ U[scale_low, scale_high]^3``, ``t ~ U[-shift, shift]^3``.
 
-    Defaults are ACT's pre-training augmentation; ShapeNetPart fine-tuning uses (0.8, 1.25, 0.1).
+    Defaults are ACT's pre-training augmentation; ShapeNetPart fine-tuning uses (0.8, 1.25, 0.1) with
+    ``isotropic=True`` (one scale for the three axes, as PointNet++'s ``random_scale_point_cloud``).
     Normals, when present, are mapped by ``1 / s`` and renormalised.
     """
 
@@ -93,12 +94,15 @@ class ScaleAndTranslate:
         scale_high: float = 3 / 2,
         shift: float = 0.2,
         generator: torch.Generator | None = None,
+        isotropic: bool = False,
     ) -> None:
         self.scale_low, self.scale_high, self.shift, self.generator = scale_low, scale_high, shift, generator
+        self.isotropic = isotropic
 
     def _draw(self, batch: int) -> tuple[Tensor, Tensor]:
         u = torch.rand(2, batch, 3, generator=self.generator)
-        return self.scale_low + (self.scale_high - self.scale_low) * u[0], self.shift * (2 * u[1] - 1)
+        scale = u[0, :, :1].expand(-1, 3) if self.isotropic else u[0]
+        return self.scale_low + (self.scale_high - self.scale_low) * scale, self.shift * (2 * u[1] - 1)
 
     def __call__(self, item: Item) -> Item:
         scale, shift = self._draw(1)

@@ -25,19 +25,31 @@ class Strict(BaseModel):
 
 
 class AugmentConfig(Strict):
-    """Training-time augmentations (ACT_SPEC §1-2); applied per sample, seeded per (seed, epoch, index)."""
+    """Training-time augmentations (ACT_SPEC §1-2); applied per sample, seeded per (seed, epoch, index).
+
+    ``scale_translate``: ``points * s + t``, ``s ~ U[scale]`` per axis (one draw for all axes with
+    ``isotropic_scale``, ShapeNetPart), ``t ~ U[-shift, shift]`` per axis.
+    """
 
     scale_translate: bool = False
     rotate_up: bool = False
     jitter: bool = False
+    scale: tuple[float, float] = (2 / 3, 3 / 2)
+    shift: float = Field(0.2, ge=0)
+    isotropic_scale: bool = False
 
 
 class DataConfig(Strict):
-    """Which dataset, which splits, how many points, how batches are formed."""
+    """Which dataset, which splits, how many points, how batches are formed.
+
+    ``train_npoints`` (ModelNet40 fine-tuning: 1200): training clouds are first cut to that many points
+    by the dataset's sampling (FPS), then a random ``npoints`` of them are drawn per sample and epoch.
+    """
 
     name: str = "synthetic"
     root: str | None = None
     npoints: int = Field(1024, gt=0)
+    train_npoints: int | None = Field(None, gt=0)
     train_split: str = "train"
     test_split: str = "test"
     options: dict[str, Any] = Field(default_factory=dict)
@@ -68,8 +80,9 @@ class OptimizerConfig(Strict):
 
 
 class SchedulerConfig(Strict):
-    """Cosine schedule with linear warm-up, stepped per epoch as the official code (timm CosineLRScheduler)."""
+    """Cosine schedule with linear warm-up (timm CosineLRScheduler); ``update: epoch`` is the official stepping."""
 
+    update: Literal["step", "epoch"] = "step"
     warmup_epochs: int = Field(10, ge=0)
     warmup_lr: float = Field(1e-6, ge=0)
     min_lr: float = Field(1e-6, ge=0)
@@ -178,5 +191,6 @@ def _describe(err: ValidationError, path: str | Path | None) -> str:
     for problem in err.errors():
         key = ".".join(str(part) for part in problem["loc"]) or "<root>"
         message = "unknown key" if problem["type"] == "extra_forbidden" else problem["msg"]
-        lines.append(f"{key}: {message} (got {problem.get('input')!r})")
+        got = repr(problem.get("input"))
+        lines.append(f"{key}: {message} (got {got if len(got) <= 80 else got[:77] + '...'})")
     return where + "invalid config\n  " + "\n  ".join(lines)

@@ -33,16 +33,23 @@ def build_optimizer(named: Iterable[tuple[str, nn.Parameter]], config: Optimizer
     return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, config: SchedulerConfig, epochs: int) -> CosineLRScheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, config: SchedulerConfig, epochs: int, steps_per_epoch: int
+) -> CosineLRScheduler:
     """Cosine from ``lr`` to ``min_lr`` over ``epochs`` after a linear warm-up from ``warmup_lr``.
 
-    Call ``scheduler.step(epoch)`` at the start of each epoch (the official per-epoch stepping).
+    ``config.update == "step"`` moves the rate every iteration along the same curve (the default;
+    one-epoch warm-ups then mean something in short runs); ``"epoch"`` is the official per-epoch
+    stepping. Call both ``scheduler.step(epoch)`` at each epoch start and
+    ``scheduler.step_update(global_step)`` before each update: the one that does not apply is a no-op.
     """
+    per_step = config.update == "step"
+    unit = steps_per_epoch if per_step else 1
     return CosineLRScheduler(
         optimizer,
-        t_initial=epochs,
+        t_initial=max(epochs * unit, 1),
         lr_min=config.min_lr,
-        warmup_t=min(config.warmup_epochs, max(epochs - 1, 0)),
+        warmup_t=min(config.warmup_epochs * unit, max(epochs * unit - 1, 0)),
         warmup_lr_init=config.warmup_lr,
-        t_in_epochs=True,
+        t_in_epochs=not per_step,
     )

@@ -8,6 +8,7 @@ logging, checkpoints and exact resume.
 from __future__ import annotations
 
 import contextlib
+import math
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -116,7 +117,7 @@ class Trainer:
         """Train ``task.model`` for ``train.epochs`` epochs (continuing ``ckpt-last.pth`` if ``resume``)."""
         model = task.model.to(self.device)
         optimizer = build_optimizer(task.named_trainable_parameters(), self.opt_cfg)
-        scheduler = build_scheduler(optimizer, self.sched_cfg, self.cfg.epochs)
+        scheduler = build_scheduler(optimizer, self.sched_cfg, self.cfg.epochs, self._steps_per_epoch(task))
         scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         state = _State()
         if resume:
@@ -138,6 +139,11 @@ class Trainer:
             plot_curves(self.run_dir / "metrics.jsonl", self.run_dir / "curves.png")
         final = state.history[-1] if state.history else {}
         return FitResult(final, state.best_metrics, state.best_epoch, self.last_path, self.best_path, state.history)
+
+    def _steps_per_epoch(self, task: Task) -> int:
+        per_rank = self.batch_size // self.dist.world_size
+        steps = math.ceil(len(task.train_set) / self.dist.world_size) // per_rank
+        return min(steps, self.cfg.max_steps_per_epoch or steps)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         wrapped = model
@@ -171,6 +177,7 @@ class Trainer:
         )
         tic = time.perf_counter()
         for batch in _take(loader, steps - state.step_in_epoch):
+            scheduler.step_update(state.global_step)
             logs = self._step(task, wrapped, model, optimizer, scaler, batch, state)
             state.step_in_epoch += 1
             state.global_step += 1

@@ -9,38 +9,56 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from act3d.data import build_dataset
-from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate
+from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate, Subsample
 from act3d.engine.config import DataConfig
 from act3d.engine.loader import Item, SeededAugment
+from act3d.errors import ConfigError
 
 
 def build_augment(data: DataConfig) -> Callable[[Item, torch.Generator], Item] | None:
-    """The per-sample training augmentation the config asks for (``None`` when it asks for none)."""
-    kinds = [
-        kind
-        for kind, wanted in (
-            (ScaleAndTranslate, data.augment.scale_translate),
-            (RotateUp, data.augment.rotate_up),
-            (Jitter, data.augment.jitter),
-        )
-        if wanted
-    ]
+    """The per-sample training augmentation the config asks for (``None`` when it asks for none).
+
+    With ``data.train_npoints`` a random ``data.npoints`` of the (FPS-cut) training points come first
+    (ModelNet40: FPS 1200, then a random 1024), then scale/translate, rotation and jitter.
+    """
+    aug = data.augment
+    kinds: list[Callable[[torch.Generator], Callable[[Item], Item]]] = []
+    if data.train_npoints is not None:
+        if data.train_npoints < data.npoints:
+            raise ConfigError(f"data.train_npoints ({data.train_npoints}) must be >= data.npoints ({data.npoints})")
+        if data.train_npoints > data.npoints:
+            kinds.append(lambda g: Subsample(data.npoints, "random", generator=g))
+    if aug.scale_translate:
+        kinds.append(lambda g: ScaleAndTranslate(*aug.scale, aug.shift, generator=g, isotropic=aug.isotropic_scale))
+    if aug.rotate_up:
+        kinds.append(lambda g: RotateUp(generator=g))
+    if aug.jitter:
+        kinds.append(lambda g: Jitter(generator=g))
     if not kinds:
         return None
 
     def augment(item: Item, generator: torch.Generator) -> Item:
         for kind in kinds:
-            item = kind(generator=generator)(item)
+            item = kind(generator)(item)
         return item
 
     return augment
 
 
+def build_split(data: DataConfig, split: str, npoints: int | None = None) -> Dataset:
+    """The plain (unaugmented) dataset of ``split`` with ``npoints`` points (default ``data.npoints``)."""
+    return build_dataset(data.name, data.root, split, npoints or data.npoints, **data.options)
+
+
+def augmented(dataset: Dataset, data: DataConfig, seed: int) -> SeededAugment:
+    """``dataset`` with the training augmentation of ``data``, seeded per (seed, epoch, index)."""
+    return SeededAugment(dataset, build_augment(data), seed)
+
+
 def train_and_test_sets(data: DataConfig, seed: int) -> tuple[SeededAugment, Dataset]:
-    """The augmented training set and the plain test set of ``data``."""
-    train = build_dataset(data.name, data.root, data.train_split, data.npoints, **data.options)
-    test = build_dataset(data.name, data.root, data.test_split, data.npoints, **data.options)
-    return SeededAugment(train, build_augment(data), seed), test
+    """The augmented training set (cut to ``train_npoints`` when set) and the plain test set of ``data``."""
+    train = build_split(data, data.train_split, data.train_npoints)
+    return augmented(train, data, seed), build_split(data, data.test_split)
 
 
 def eval_loader(dataset: Dataset, data: DataConfig) -> DataLoader:

@@ -41,7 +41,9 @@ class PipelineConfig(Strict):
                 section = raw.setdefault(stage, {})
                 section["data"] = {**section.get("data", {}), **shared}
         if isinstance(raw, dict):
-            raw.setdefault("stage2", {}).setdefault("teacher_checkpoint", "<stage1>")
+            stage2 = raw.setdefault("stage2", {})
+            if stage2.get("teacher_checkpoint") is None:
+                stage2["teacher_checkpoint"] = "<stage1 ckpt-best.pth>"
         return raw
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from act3d.engine.distributed import cleanup_distributed, init_distributed
 from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
 from act3d.engine.trainer import FitResult, Task, Trainer
+from act3d.tasks.stats import BEST_LABEL, FINAL_LABEL, epoch_rows, rows_table, run_seeds
 
 
 def train_task(
@@ -25,6 +26,9 @@ def train_task(
     """Set up the process, build the task, fit it and write ``results.json`` / ``results.md``.
 
     ``config`` must have ``train``, ``optimizer``, ``scheduler``, ``data`` and ``run`` sections.
+    A task may define ``after_fit(result, device)``, run on the main process after training (voting,
+    extra metrics): it may add metrics to ``result.final_metrics`` / ``result.best_metrics`` and notes
+    to ``task.info`` before the results files are written.
     """
     dist = init_distributed(device)
     try:
@@ -47,30 +51,57 @@ def train_task(
         )
         result = trainer.fit(task, resume=resume)
         if dist.is_main:
+            after_fit = getattr(task, "after_fit", None)
+            if after_fit is not None:
+                after_fit(result, trainer.device)
             write_results(run_dir, task.primary_metric, result, getattr(task, "info", {}))
         return run_dir, result
     finally:
         cleanup_distributed()
 
 
+def train_seeds(
+    config: BaseModel,
+    make_task: Callable[[Any, Path], Task],
+    seeds: Sequence[int],
+    preset: str | Path | None = None,
+    resume: bool = False,
+    device: str = "auto",
+    show_progress: bool = True,
+) -> Path:
+    """:func:`train_task` once per seed in ``<run>/seed<k>/``, then mean ± std of final and best at the top."""
+    run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
+    if not resume:
+        record_run(run_dir, config, seeds[0])
+
+    def one(seed: int, sub: Path, resume_seed: bool) -> Path:
+        cfg = config.model_copy(deep=True)
+        cfg.train.seed = seed
+        cfg.run = cfg.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name})
+        return train_task(cfg, make_task, preset, resume_seed, device, show_progress)[0]
+
+    run_seeds(run_dir, list(seeds), one, f"{getattr(config, 'task', 'run')}: {run_dir.name}")
+    return run_dir
+
+
 def write_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:
     """``results.json`` and ``results.md``: final-epoch and best-epoch metrics, each labelled."""
+    final = {k: v for k, v in result.final_metrics.items() if k != "epoch"}
+    rows = epoch_rows(final, result.best_metrics, result.best_epoch)
+    rows[FINAL_LABEL] = {"epoch": float(len(result.history)), **rows[FINAL_LABEL]}
+    rows[BEST_LABEL] = {"epoch": rows[BEST_LABEL].pop("epoch"), **rows[BEST_LABEL]}
     payload = {
         "primary_metric": primary,
         **info,
-        "final_epoch": {"epoch": len(result.history), **result.final_metrics},
+        "final_epoch": {"epoch": len(result.history), **final},
         "best_epoch": {"epoch": result.best_epoch, **result.best_metrics},
+        "rows": rows,
         "note": "best_epoch is the official protocol's 'best test metric over epochs' (no validation split); "
         "final_epoch is the honest figure.",
     }
     write_text_atomic(run_dir / "results.json", json.dumps(payload, indent=2))
-    keys = [k for k in result.final_metrics if k != "epoch"]
-    lines = ["| | epoch | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
-    for label, row in (
-        ("final epoch", payload["final_epoch"]),
-        ("best epoch (official)", payload["best_epoch"]),
-    ):
-        lines.append(
-            f"| {label} | {row['epoch']} | " + " | ".join(f"{row.get(k, float('nan')):.4f}" for k in keys) + " |"
-        )
-    write_text_atomic(run_dir / "results.md", "\n".join(lines) + "\n")
+    notes = [f"{k}: {v}" for k, v in info.items() if isinstance(v, str | int | float)]
+    text = rows_table(rows) + "\n"
+    if notes:
+        text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    write_text_atomic(run_dir / "results.md", text)

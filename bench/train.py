@@ -1,0 +1,210 @@
+"""Training-step throughput: stage I, stage II and fine-tuning, at paper size and at the CPU presets.
+
+    python bench/train.py            # CPU: paper sizes at a reduced batch, and the CPU presets
+    python bench/train.py --quick    # smoke run
+
+Prints one Markdown table: samples/s, seconds per step, peak memory, model FLOPs per step (counted
+by torch.utils.flop_counter) and the fraction of this machine's dense float32 matmul throughput,
+measured in the same run. Each configuration runs in its own subprocess so that peak memory is its
+own. On CUDA it runs in bf16 autocast, with and without torch.compile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+CASES = {
+    # name: (task, config overrides, batch on CPU, batch on GPU)
+    "stage I, paper (ViT-B/16 teacher, 64×32)": (
+        "stage1",
+        ["teacher.name=random:vit_base_patch16_384", "data.npoints=1024"],
+        4,
+        64,
+    ),
+    "stage I, CPU preset": ("stage1", ["@act_stage1_cpu"], 16, 16),
+    "stage II, paper (12×384 student, 64×32)": ("stage2", ["data.npoints=1024"], 8, 128),
+    "stage II, CPU preset": ("stage2", ["@pretrain_cpu"], 16, 16),
+    "fine-tune, paper (1024 pts, 64×32)": ("finetune", ["data.npoints=1024"], 8, 32),
+    "fine-tune, CPU preset": ("finetune", ["@classify_cpu"], 16, 16),
+}
+
+
+def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
+    """Dense matmul throughput (GFLOP/s) of this device, the yardstick for model FLOP utilisation."""
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    _sync(device)
+    tic = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n**3 * repeats / (time.perf_counter() - tic) / 1e9
+
+
+def build_step(task: str, overrides: list[str], batch: int, device: torch.device):
+    """A closure running one training step of ``task`` on random clouds, and the clouds' point count."""
+    from act3d.cli import resolve_preset
+    from act3d.engine.config import load_config
+    from act3d.objectives import codebook_kl, masked_feature_loss, patch_chamfer_l1
+    from act3d.tasks.classify import ClassifyConfig
+    from act3d.tasks.pretrain import PretrainConfig
+    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
+
+    preset = next((resolve_preset(o[1:]) for o in overrides if o.startswith("@")), None)
+    overrides = [o for o in overrides if not o.startswith("@")]
+    if task == "stage1":
+        cfg = load_config(PretrainTeacherConfig, preset, overrides)
+        model = build_autoencoder(cfg).to(device)
+
+        def loss_fn(points):
+            out = model(points, temperature=0.5)
+            return (
+                patch_chamfer_l1(out.coarse, out.patches)
+                + patch_chamfer_l1(out.fine, out.patches)
+                + codebook_kl(out.logits)
+            )
+
+    elif task == "stage2":
+        cfg = load_config(PretrainConfig, preset, [*overrides, "objective=point_mae"])
+        from act3d.models.masked import MaskedPointModel
+        from act3d.models.point_transformer import PointEncoder
+        from act3d.models.tokenizer import PatchGrouper
+
+        m = cfg.model
+        model = MaskedPointModel(PointEncoder(**m.model_dump()), 384, cfg.masking.ratio).to(device)
+        grouper = PatchGrouper(m.num_groups, m.group_size)
+        # The ACT target (a frozen stage-I forward) is timed as part of the step: a paper-size
+        # autoencoder with a random ViT-S teacher stands in for the trained one (same cost).
+        t_cfg = load_config(
+            PretrainTeacherConfig,
+            None,
+            [
+                "teacher.name=random:vit_small_patch16_224",
+                f"model.num_groups={m.num_groups}",
+                f"model.group_size={m.group_size}",
+            ],
+        )
+        teacher = build_autoencoder(t_cfg).to(device).requires_grad_(False)
+
+        def loss_fn(points):
+            patches, centers = grouper(points)
+            mask = model.make_mask(centers)
+            pred, _ = model(patches, centers, mask)
+            with torch.no_grad():
+                target = teacher.encode(patches, centers, hard=True)[1]
+            b = points.shape[0]
+            return masked_feature_loss(pred, target[mask].reshape(b, -1, target.shape[-1]))
+
+    else:
+        cfg = load_config(ClassifyConfig, preset, overrides)
+        from act3d.models.point_transformer import PointClassifier, PointEncoder
+
+        model = PointClassifier(PointEncoder(**cfg.model.model_dump()), 40).to(device)
+        labels = torch.randint(40, (batch,), device=device)
+
+        def loss_fn(points):
+            return torch.nn.functional.cross_entropy(model(points), labels)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=1e-4)
+    points = torch.randn(batch, cfg.data.npoints, 3, device=device)
+    return model, loss_fn, opt, points
+
+
+def run_case(name: str, device_name: str, compile_: bool, steps: int) -> dict:
+    task, overrides, cpu_batch, gpu_batch = CASES[name]
+    device = torch.device(device_name)
+    batch = gpu_batch if device.type == "cuda" else cpu_batch
+    _, loss_fn, opt, points = build_step(task, overrides, batch, device)
+    amp = device.type == "cuda"
+    step_fn = torch.compile(loss_fn) if compile_ else loss_fn
+
+    def step():
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = step_fn(points)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    from torch.utils.flop_counter import FlopCounterMode
+
+    step()
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    _sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    tic = time.perf_counter()
+    for _ in range(steps):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - tic) / steps
+    peak = (
+        torch.cuda.max_memory_allocated()
+        if device.type == "cuda"
+        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    )
+    return {"batch": batch, "seconds": seconds, "flops": flops, "peak_bytes": peak}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="CPU presets only, 1 timed step")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:  # child process: one measurement, JSON on stdout
+        print(json.dumps(run_case(args.case, args.device, args.compile, args.steps)))
+        return
+    device = torch.device(args.device)
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    peak = matmul_gflops(device, dtype)
+    names = [n for n in CASES if "CPU preset" in n] if args.quick else list(CASES)
+    variants = [False, True] if device.type == "cuda" else [False]
+    print(
+        f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
+        f"threads: {torch.get_num_threads()}, dense {dtype} matmul: {peak:.1f} GFLOP/s (measured now)\n"
+    )
+    print("| case | compile | batch | s/step | samples/s | peak memory | GFLOP/step | % of matmul |")
+    print("|---|---|---|---|---|---|---|---|")
+    for name in names:
+        for compile_ in variants:
+            cmd = [
+                sys.executable,
+                __file__,
+                "--case",
+                name,
+                "--device",
+                args.device,
+                "--steps",
+                str(1 if args.quick else args.steps),
+            ] + (["--compile"] if compile_ else [])
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(f"| {name} | {compile_} | failed: {proc.stderr.strip().splitlines()[-1][:80]} |||||||")
+                continue
+            r = json.loads(proc.stdout.strip().splitlines()[-1])
+            gflop = r["flops"] / 1e9
+            print(
+                f"| {name} | {compile_} | {r['batch']} | {r['seconds']:.3f} | {r['batch'] / r['seconds']:.1f} | "
+                f"{r['peak_bytes'] / 2**30:.2f} GiB | {gflop:.1f} | {100 * gflop / r['seconds'] / peak:.0f} % |"
+            )
+
+
+if __name__ == "__main__":
+    main()
