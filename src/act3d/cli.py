@@ -37,6 +37,12 @@ TRAIN_COMMANDS = {
         "ClassifyConfig",
         "ClassificationTask",
     ),
+    "partseg": TrainCommand(
+        "part segmentation (ShapeNetPart protocol): instance and class mIoU",
+        "act3d.tasks.partseg",
+        "PartSegConfig",
+        "PartSegTask",
+    ),
     "pretrain-teacher": TrainCommand(
         "ACT stage I: train the cross-modal autoencoder around a frozen pretrained transformer",
         "act3d.tasks.pretrain_teacher",
@@ -67,6 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder exactly")
         p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optimizer.lr=1e-4")
+        if name in SEEDED_COMMANDS:
+            _add_seeds(p)
+    text = "N-way K-shot fine-tuning over folds (official fold files or generated episodes): mean ± std"
+    few = sub.add_parser("fewshot", help=text, description=text)
+    few.add_argument("--config", help="YAML preset (path, or a name from configs/)")
+    few.add_argument("--device", default="auto")
+    few.add_argument("--resume", metavar="RUN_DIR", help="continue this sweep: finished folds are kept")
+    few.add_argument("--no-progress", action="store_true")
+    _add_seeds(few)
+    few.add_argument("overrides", nargs="*", metavar="key=value")
+    text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (or init=random, the baseline)"
+    svm = sub.add_parser("svm", help=text, description=text)
+    svm.add_argument("checkpoint", nargs="?", help="encoder checkpoint, or 'random' (default: the config's init)")
+    svm.add_argument("--config", help="YAML preset (path, or a name from configs/)")
+    svm.add_argument("--device", default="auto")
+    _add_seeds(svm)
+    svm.add_argument("overrides", nargs="*", metavar="key=value")
     emb = sub.add_parser("embed", help="features of point-cloud/mesh files from a pretrained encoder")
     emb.add_argument("checkpoint", help="encoder.pth, a pretrain checkpoint, or an official ACT/Point-MAE one")
     emb.add_argument("inputs", nargs="+", help="files or folders (.ply .off .obj .stl .npy .npz .txt .xyz)")
@@ -84,6 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("overrides", nargs="*", metavar="key=value")
     return parser
+
+
+SEEDED_COMMANDS = ("classify", "partseg")
+
+
+def _add_seeds(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        metavar="SEED",
+        help="run once per seed in <run>/seed<k>/, then mean ± std over seeds at the top (e.g. --seeds 0 1 2)",
+    )
 
 
 def resolve_preset(name: str | None) -> Path | None:
@@ -111,9 +147,89 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
     else:
         overrides = list(args.overrides)
     config = load_config(schema, preset, overrides)
-    run_dir, _ = train_task(config, make_task, preset, resume, args.device, not args.no_progress)
+    if getattr(args, "seeds", None):
+        from act3d.tasks.runner import train_seeds
+
+        run_dir = train_seeds(config, make_task, args.seeds, preset, resume, args.device, not args.no_progress)
+    else:
+        run_dir, _ = train_task(config, make_task, preset, resume, args.device, not args.no_progress)
     print((run_dir / "results.md").read_text() if (run_dir / "results.md").exists() else "")
     print(f"run folder: {run_dir}")
+    return run_dir
+
+
+def _resumable(args: argparse.Namespace) -> tuple[Path | None, list[str], bool]:
+    """Preset and overrides of a command that may ``--resume RUN_DIR`` (its recorded config)."""
+    preset = resolve_preset(args.config)
+    if getattr(args, "resume", None) is None:
+        return preset, list(args.overrides), False
+    run_dir = Path(args.resume)
+    overrides = [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"]
+    return preset or run_dir / "config.yaml", overrides, True
+
+
+def _print_results(run_dir: Path) -> None:
+    print((run_dir / "results.md").read_text() if (run_dir / "results.md").exists() else "")
+    print(f"run folder: {run_dir}")
+
+
+def run_fewshot_command(args: argparse.Namespace) -> Path:
+    from act3d.engine.config import load_config
+    from act3d.engine.run import make_run_dir, record_run
+    from act3d.tasks.fewshot import FewShotConfig, run_fewshot
+    from act3d.tasks.stats import run_seeds
+
+    preset, overrides, resume = _resumable(args)
+    config = load_config(FewShotConfig, preset, overrides)
+    progress = not args.no_progress
+    if not args.seeds:
+        run_dir = run_fewshot(config, preset, args.device, progress, resume)
+    else:
+        run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
+        if not resume:
+            record_run(run_dir, config, args.seeds[0])
+
+        def one(seed: int, sub: Path, _resume: bool) -> Path:
+            cfg = config.model_copy(deep=True)
+            cfg.train.seed = seed
+            cfg.run = cfg.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name})
+            return run_fewshot(cfg, None, args.device, progress, sub.is_dir())
+
+        run_seeds(run_dir, args.seeds, one, f"fewshot: {run_dir.name}", ["each seed: mean over folds"])
+    _print_results(run_dir)
+    return run_dir
+
+
+def run_svm_command(args: argparse.Namespace) -> Path:
+    from act3d.engine.config import load_config
+    from act3d.engine.run import make_run_dir, record_run
+    from act3d.tasks.stats import run_seeds
+    from act3d.tasks.svm import SvmConfig, run_svm
+
+    preset = resolve_preset(args.config)
+    overrides, checkpoint = list(args.overrides), args.checkpoint
+    if checkpoint and "=" in checkpoint and not Path(checkpoint).exists():  # `act3d svm key=value ...`
+        overrides, checkpoint = [checkpoint, *overrides], None
+    if checkpoint:
+        overrides.append(f"init={checkpoint}")
+    config = load_config(SvmConfig, preset, overrides)
+    if not args.seeds:
+        run_dir = run_svm(config, preset, args.device)
+    else:
+        run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
+        record_run(run_dir, config, args.seeds[0])
+
+        def one(seed: int, sub: Path, _resume: bool) -> Path:
+            cfg = config.model_copy(
+                update={
+                    "seed": seed,
+                    "run": config.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name}),
+                }
+            )
+            return run_svm(cfg, None, args.device)
+
+        run_seeds(run_dir, args.seeds, one, f"svm: {run_dir.name}")
+    _print_results(run_dir)
     return run_dir
 
 
@@ -122,6 +238,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in TRAIN_COMMANDS:
             run_train_command(args.command, args)
+        elif args.command == "fewshot":
+            run_fewshot_command(args)
+        elif args.command == "svm":
+            run_svm_command(args)
         elif args.command == "embed":
             from act3d.tasks.embed import embed_files
 

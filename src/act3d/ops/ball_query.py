@@ -59,8 +59,7 @@ def ball_query(
     index = torch.arange(N, dtype=torch.int32, device=points.device)
     # per entry of a chunk: the distance block, the "inside" mask and the int32 keys
     blocks = distance_blocks(query, points, point_lengths, memory_budget_bytes, points.element_size() + 5)
-    with torch.no_grad():
-        keys = [torch.where(dist < radius**2, index, N).topk(k, largest=False).values for _, dist in blocks]
+    keys = [torch.where(dist < radius**2, index, N).topk(k, largest=False).values for _, dist in blocks]
     idx = torch.cat(keys, dim=1).long()
     idx = torch.where(idx < N, idx, idx[..., :1])
     idx.masked_fill_(idx == N, 0)

@@ -54,17 +54,17 @@ def farthest_point_sample(
     min_dist = coords.new_full((B, N), float("inf"))
     if lengths is not None:
         min_dist.masked_fill_(padding_mask(lengths, N), float("-inf"))
-    picked = torch.empty(n, B, dtype=torch.int64, device=points.device)
-    picked[0] = _first_pick(points, lengths, start, generator)
+    picked = torch.empty(n, B, 1, dtype=torch.int64, device=points.device)
+    picked[0, :, 0] = _first_pick(points, lengths, start, generator)
     # float32 holds every index exactly up to 2**24; larger clouds use float64 for the index trick.
     index_dtype = coords.dtype if N <= 2**24 else torch.float64
     reversed_index = torch.arange(N, 0, -1, dtype=index_dtype, device=points.device)
     dist, diff = torch.empty_like(min_dist), torch.empty_like(min_dist)
-    mask = torch.empty_like(min_dist, dtype=index_dtype)
+    mask, row_max = torch.empty_like(min_dist, dtype=index_dtype), coords.new_empty(B, 1)
     for i in range(1, n):
         _update_min_dist(coords, picked[i - 1], min_dist, dist, diff)
-        _first_argmax(min_dist, reversed_index, mask, out=picked[i])
-    return picked.T.contiguous()
+        _first_argmax(min_dist, reversed_index, mask, row_max, out=picked[i])
+    return picked[..., 0].T.contiguous()
 
 
 def _first_pick(
@@ -83,24 +83,28 @@ def _first_pick(
 def _update_min_dist(
     coords: torch.Tensor, last: torch.Tensor, min_dist: torch.Tensor, dist: torch.Tensor, diff: torch.Tensor
 ) -> None:
-    """``min_dist = min(min_dist, |p - p[last]|²)`` in place, then excludes ``last`` (sets it to -inf)."""
-    B = last.shape[0]
-    centre = coords.gather(2, last.view(1, B, 1).expand(3, B, 1))  # (3, B, 1)
+    """``min_dist = min(min_dist, |p - p[last]|²)`` in place for ``last: (B, 1)``, then sets ``last`` to -inf.
+
+    Every pass is a contiguous ``(B, N)`` kernel on one coordinate axis, with preallocated outputs.
+    """
+    centre = coords.gather(2, last.expand(3, -1, -1))  # (3, B, 1)
     torch.sub(coords[0], centre[0], out=dist).square_()
     for axis in (1, 2):
         torch.sub(coords[axis], centre[axis], out=diff)
         dist.addcmul_(diff, diff)
     torch.minimum(min_dist, dist, out=min_dist)
-    min_dist.scatter_(1, last.view(B, 1), float("-inf"))
+    min_dist.scatter_(1, last, float("-inf"))
 
 
-def _first_argmax(values: torch.Tensor, reversed_index: torch.Tensor, scratch: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = values.argmax(1)`` (lowest index among ties) for a ``(B, N)`` ``values``.
+def _first_argmax(
+    values: torch.Tensor, reversed_index: torch.Tensor, mask: torch.Tensor, row_max: torch.Tensor, out: torch.Tensor
+) -> None:
+    """``out = values.argmax(1, keepdim=True)`` (lowest index among ties) for a ``(B, N)`` ``values``.
 
     On CPU ``argmax``/``max(dim)`` are not vectorised and cost ~3x a plain reduction, so this uses
     three vectorised passes instead: the row maximum, a 1/0 mask of the maximal entries weighted by
     ``N - j``, and the maximum of that weight, which is ``N - (first j)``.
     """
-    row_max = values.amax(1, keepdim=True)
-    torch.eq(values, row_max, out=scratch).mul_(reversed_index)
-    out.copy_(scratch.amax(1)).neg_().add_(values.shape[1])
+    torch.amax(values, 1, keepdim=True, out=row_max)
+    torch.eq(values, row_max, out=mask).mul_(reversed_index)
+    out.copy_(mask.amax(1, keepdim=True).neg_().add_(values.shape[1]))

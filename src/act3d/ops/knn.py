@@ -23,7 +23,7 @@ def knn(
     """The ``k`` nearest points of ``points[b]`` to every point of ``query[b]``.
 
     Neighbours are searched without autograd, in chunks of queries so that one ``B x chunk x N``
-    block of distances (``||q||² + ||p||² - 2 q·p`` via ``baddbmm``, in float32, or float64 for
+    block of distances (``||q||² + ||p||² - 2 q·p`` as one ``bmm``, in float32, or float64 for
     float64 input, after moving each cloud's first point to the origin) stays within the memory
     budget (see :mod:`act3d.ops.memory`; one query row is the smallest block). The distances of the
     selected neighbours are then recomputed exactly as ``((q - p[idx]) ** 2).sum(-1)``, differentiably
@@ -74,8 +74,7 @@ def _knn_indices(
     """``(B, M, k)`` indices of the ``k`` nearest valid points, unsorted, computed block by block."""
     block = _block_size(points.shape[1], k)
     blocks = distance_blocks(query, points, point_lengths, memory_budget_bytes, points.element_size(), multiple=block)
-    with torch.no_grad():
-        return torch.cat([_smallest_k(dist, k, block) for _, dist in blocks], dim=1)
+    return torch.cat([_smallest_k(dist, k, block) for _, dist in blocks], dim=1)
 
 
 def _block_size(num_points: int, k: int) -> int:

@@ -9,7 +9,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from act3d.data import build_dataset
-from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate, Subsample
+from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate, take
 from act3d.engine.config import DataConfig
 from act3d.engine.loader import Item, SeededAugment
 from act3d.errors import ConfigError
@@ -18,16 +18,19 @@ from act3d.errors import ConfigError
 def build_augment(data: DataConfig) -> Callable[[Item, torch.Generator], Item] | None:
     """The per-sample training augmentation the config asks for (``None`` when it asks for none).
 
-    With ``data.train_npoints`` a random ``data.npoints`` of the (FPS-cut) training points come first
-    (ModelNet40: FPS 1200, then a random 1024), then scale/translate, rotation and jitter.
+    With ``data.train_npoints`` a random ``data.npoints`` of the (FPS-cut) training points, in random
+    order, come first (ModelNet40: FPS 1200, then a random 1024; ScanObjectNN: ``train_npoints ==
+    npoints`` = 2048, a random permutation, so that the model's FPS starts from a random point, as the
+    official runner's), then scale/translate, rotation and jitter.
     """
     aug = data.augment
     kinds: list[Callable[[torch.Generator], Callable[[Item], Item]]] = []
     if data.train_npoints is not None:
         if data.train_npoints < data.npoints:
             raise ConfigError(f"data.train_npoints ({data.train_npoints}) must be >= data.npoints ({data.npoints})")
-        if data.train_npoints > data.npoints:
-            kinds.append(lambda g: Subsample(data.npoints, "random", generator=g))
+        kinds.append(
+            lambda g: lambda item: take(item, torch.randperm(len(item["points"]), generator=g)[: data.npoints])
+        )
     if aug.scale_translate:
         kinds.append(lambda g: ScaleAndTranslate(*aug.scale, aug.shift, generator=g, isotropic=aug.isotropic_scale))
     if aug.rotate_up:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from act3d.engine.distributed import cleanup_distributed, init_distributed
 from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
 from act3d.engine.trainer import FitResult, Task, Trainer
-from act3d.tasks.stats import BEST_LABEL, FINAL_LABEL, epoch_rows, rows_table, run_seeds
+from act3d.tasks.stats import epoch_rows, rows_table, run_seeds
 
 
 def train_task(
@@ -87,9 +87,7 @@ def train_seeds(
 def write_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:
     """``results.json`` and ``results.md``: final-epoch and best-epoch metrics, each labelled."""
     final = {k: v for k, v in result.final_metrics.items() if k != "epoch"}
-    rows = epoch_rows(final, result.best_metrics, result.best_epoch)
-    rows[FINAL_LABEL] = {"epoch": float(len(result.history)), **rows[FINAL_LABEL]}
-    rows[BEST_LABEL] = {"epoch": rows[BEST_LABEL].pop("epoch"), **rows[BEST_LABEL]}
+    rows = epoch_rows(final, result.best_metrics, len(result.history), result.best_epoch)
     payload = {
         "primary_metric": primary,
         **info,

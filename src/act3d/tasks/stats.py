@@ -52,11 +52,11 @@ def format_mean_std(summary: Mapping[str, Any], digits: int = 2) -> str:
     return f"{summary['mean']:.{digits}f} ± {summary['std']:.{digits}f}"
 
 
-def epoch_rows(final: Mapping[str, float], best: Mapping[str, float], best_epoch: int) -> Rows:
-    """The two labelled rows of a training run: final epoch, and the best epoch as the official code reports."""
+def epoch_rows(final: Mapping[str, float], best: Mapping[str, float], final_epoch: int, best_epoch: int) -> Rows:
+    """The two labelled rows of a training run: the final epoch, and the best epoch as the official code reports."""
     return {
-        FINAL_LABEL: {k: float(v) for k, v in final.items()},
-        BEST_LABEL: {**{k: float(v) for k, v in best.items()}, "epoch": float(best_epoch)},
+        FINAL_LABEL: {"epoch": float(final_epoch), **{k: float(v) for k, v in final.items() if k != "epoch"}},
+        BEST_LABEL: {"epoch": float(best_epoch), **{k: float(v) for k, v in best.items() if k != "epoch"}},
     }
 
 

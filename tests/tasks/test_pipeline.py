@@ -1,0 +1,60 @@
+"""The whole chain (the README's demo, at toy size) produces its table, results and pictures."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from act3d.cli import main
+
+TOY = [
+    "data.npoints=128",
+    "data.batch_size=8",
+    "data.options={num_per_class: 3}",
+    "stage1.teacher.num_blocks=1",
+    "stage1.teacher.prompts=2",
+    "stage1.model.num_groups=8",
+    "stage1.model.group_size=8",
+    "stage1.model.codebook_size=32",
+    "stage1.train.epochs=1",
+    "stage1.train.max_steps_per_epoch=2",
+    "stage2.model.dim=32",
+    "stage2.model.depth=1",
+    "stage2.model.num_heads=2",
+    "stage2.decoder_heads=2",
+    "stage2.model.num_groups=8",
+    "stage2.model.group_size=8",
+    "stage2.train.epochs=1",
+    "stage2.train.max_steps_per_epoch=2",
+    "finetune.model.dim=32",
+    "finetune.model.depth=1",
+    "finetune.model.num_heads=2",
+    "finetune.model.num_groups=8",
+    "finetune.model.group_size=8",
+    "finetune.train.epochs=1",
+    "finetune.train.max_steps_per_epoch=2",
+]
+
+
+@pytest.mark.slow
+def test_demo_pipeline_end_to_end(tmp_path, capsys):
+    assert main(["demo", "--no-progress", f"run.output_dir={tmp_path}", "run.name=demo", *TOY]) == 0
+    printed = capsys.readouterr().out
+    run_dir = tmp_path / "demo"
+    assert f"run folder: {run_dir}" in printed
+    assert "| stage I: test CD-L1" in printed and "linear SVM accuracy %, ACT-pretrained" in printed
+    results = json.loads((run_dir / "results.json").read_text())
+    labels = [row["metric"] for row in results["results"]]
+    assert len(labels) == 5 and labels[-1].startswith("fine-tune")
+    for picture in (
+        "stage1/reconstructions.png",
+        "masked_predictions.png",
+        "stage1/curves.png",
+        "stage2/curves.png",
+        "finetune/curves.png",
+    ):
+        assert (run_dir / picture).stat().st_size > 1000, picture
+    assert (run_dir / "stage2" / "encoder.pth").is_file()
+    stage1 = json.loads((run_dir / "stage1" / "results.json").read_text())
+    assert "first 1 of 12 blocks" in stage1["teacher"]
