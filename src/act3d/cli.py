@@ -75,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optimizer.lr=1e-4")
         if name in SEEDED_COMMANDS:
             _add_seeds(p)
+        if name == "pretrain-teacher":
+            p.add_argument(
+                "--teacher",
+                help="teacher name (see docs/teachers.md); 'random' keeps the architecture with random weights "
+                "(an ablation: the run's results say RANDOM WEIGHTS)",
+            )
     text = "N-way K-shot fine-tuning over folds (official fold files or generated episodes): mean ± std"
     few = sub.add_parser("fewshot", help=text, description=text)
     few.add_argument("--config", help="YAML preset (path, or a name from configs/)")
@@ -85,11 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     few.add_argument("overrides", nargs="*", metavar="key=value")
     text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (or init=random, the baseline)"
     svm = sub.add_parser("svm", help=text, description=text)
-    svm.add_argument("checkpoint", nargs="?", help="encoder checkpoint, or 'random' (default: the config's init)")
     svm.add_argument("--config", help="YAML preset (path, or a name from configs/)")
     svm.add_argument("--device", default="auto")
     _add_seeds(svm)
-    svm.add_argument("overrides", nargs="*", metavar="key=value")
+    svm.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="[CHECKPOINT] key=value",
+        help="the encoder checkpoint, or 'random' (default: the config's init), then dotted overrides",
+    )
     emb = sub.add_parser("embed", help="features of point-cloud/mesh files from a pretrained encoder")
     emb.add_argument("checkpoint", help="encoder.pth, a pretrain checkpoint, or an official ACT/Point-MAE one")
     emb.add_argument("inputs", nargs="+", help="files or folders (.ply .off .obj .stl .npy .npz .txt .xyz)")
@@ -147,6 +157,10 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
     else:
         overrides = list(args.overrides)
     config = load_config(schema, preset, overrides)
+    teacher = getattr(args, "teacher", None)
+    if teacher:
+        current = config.teacher.name.removeprefix("random:")
+        config.teacher.name = f"random:{current}" if teacher == "random" else teacher
     if getattr(args, "seeds", None):
         from act3d.tasks.runner import train_seeds
 
@@ -207,11 +221,9 @@ def run_svm_command(args: argparse.Namespace) -> Path:
     from act3d.tasks.svm import SvmConfig, run_svm
 
     preset = resolve_preset(args.config)
-    overrides, checkpoint = list(args.overrides), args.checkpoint
-    if checkpoint and "=" in checkpoint and not Path(checkpoint).exists():  # `act3d svm key=value ...`
-        overrides, checkpoint = [checkpoint, *overrides], None
-    if checkpoint:
-        overrides.append(f"init={checkpoint}")
+    overrides = list(args.overrides)
+    if overrides and ("=" not in overrides[0] or Path(overrides[0]).exists()):  # `act3d svm CHECKPOINT ...`
+        overrides = [*overrides[1:], f"init={overrides[0]}"]
     config = load_config(SvmConfig, preset, overrides)
     if not args.seeds:
         run_dir = run_svm(config, preset, args.device)
@@ -234,7 +246,13 @@ def run_svm_command(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value items after an option (`act3d svm CKPT --config X key=value`) land in `extra`.
+    if extra and hasattr(args, "overrides") and not any(item.startswith("-") for item in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         if args.command in TRAIN_COMMANDS:
             run_train_command(args.command, args)

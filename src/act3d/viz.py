@@ -33,7 +33,7 @@ def save_cloud_grid(
                 cloud[:, 0],
                 cloud[:, 2],
                 cloud[:, 1],
-                s=2,
+                s=4,
                 c=c if c is not None else cloud[:, 1],
                 cmap="tab20" if c is not None else "viridis",
                 linewidths=0,

@@ -59,6 +59,8 @@ def convert_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str
                 continue
         for pattern, replacement in _RENAMES:
             key = pattern.sub(replacement, key)
+        if key.startswith("patch_embed.") and value.ndim == 3 and value.shape[-1] == 1:
+            value = value[..., 0]  # official Conv1d(k=1) weight (out, in, 1) → our Linear (out, in)
         renamed[key] = value
     return renamed, dropped
 
@@ -106,4 +108,5 @@ def _load_reporting(module: nn.Module, weights: dict[str, torch.Tensor], path: s
                 + ", ".join(f"{k} {tuple(weights[k].shape)} vs {tuple(expected[k].shape)}" for k in mismatched[:8])
             )
         raise CheckpointError(f"{path}: encoder weights do not match: " + "; ".join(details))
-    module.load_state_dict({k: v for k, v in weights.items() if k not in mismatched}, strict=False)
+    module.load_state_dict({k: v for k, v in weights.items() if k in expected and k not in mismatched}, strict=False)
+    module.load_report = {"missing": missing, "unexpected": unexpected, "mismatched": mismatched}

@@ -121,8 +121,8 @@ def _save_masked_pictures(config: PretrainConfig, s2_dir: Path, run_dir: Path, d
     task.model.load_state_dict(load_checkpoint(s2_dir / "ckpt-best.pth")["model"])
     task.model.eval()
     teacher = task.teacher.eval()
-    batch = next(iter(torch.utils.data.DataLoader(task.test_set, batch_size=4)))
-    points = batch["points"]
+    picks = torch.linspace(0, len(task.test_set) - 1, 4).long().unique()
+    points = torch.stack([task.test_set[int(i)]["points"] for i in picks])
     torch.manual_seed(0)
     with torch.no_grad():
         patches, centers = task.grouper(points)

@@ -100,7 +100,6 @@ class PretrainTeacherTask:
         torch.manual_seed(self.config.train.seed)
         totals = {"cd_l1": 0.0, "cd_l1_coarse": 0.0, "codes_used": 0.0}
         count = 0
-        shown = None
         for batch in eval_loader(self.test_set, self.config.data):
             points = batch["points"].to(device)
             out = model(points, temperature=1.0, hard=True)
@@ -109,13 +108,15 @@ class PretrainTeacherTask:
             totals["cd_l1_coarse"] += patch_chamfer_l1(out.coarse, out.patches).item() * n
             totals["codes_used"] += out.logits.argmax(-1).unique().numel() * n
             count += n
-            shown = shown or (points, out)
-        if self.run_dir is not None and shown is not None and self.config.pictures:
-            self._save_pictures(*shown)
+        if self.run_dir is not None and self.config.pictures:
+            self._save_pictures(model, device)
         return {k: v / count for k, v in totals.items()}
 
-    def _save_pictures(self, points: torch.Tensor, out) -> None:
-        k = min(self.config.pictures, points.shape[0])
+    def _save_pictures(self, model: nn.Module, device: torch.device) -> None:
+        """Input vs reconstruction for test shapes spread over the split (so, over classes)."""
+        picks = torch.linspace(0, len(self.test_set) - 1, self.config.pictures).long().unique()
+        points = torch.stack([self.test_set[int(i)]["points"] for i in picks]).to(device)
+        out = model(points, temperature=1.0, hard=True)
         recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
-        rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(k)]
-        save_cloud_grid(rows, ["input", "reconstruction (stage I)"], self.run_dir / "reconstructions.png")
+        rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
+        save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], self.run_dir / "reconstructions.png")

@@ -85,12 +85,23 @@ def markdown_table(aggregated: Mapping[str, Mapping[str, Mapping[str, Any]]], di
 
 
 def rows_table(rows: Rows, digits: int = 4) -> str:
-    """A Markdown table of one run's rows (no statistics)."""
+    """A Markdown table of one run's rows (no statistics).
+
+    Metrics named ``group/name`` (per-category mIoU...) go to a second table, one line per metric.
+    """
     metrics = _ordered(m for row in rows.values() for m in row)
-    lines = ["| | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
-    for label, row in rows.items():
-        cells = [f"{row[m]:.{digits}f}" if m in row else "–" for m in metrics]
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    main, grouped = [m for m in metrics if "/" not in m], [m for m in metrics if "/" in m]
+
+    def cell(row: Mapping[str, float], m: str) -> str:
+        if m not in row:
+            return "–"
+        return str(int(row[m])) if m == "epoch" else f"{row[m]:.{digits}f}"
+
+    lines = ["| | " + " | ".join(main) + " |", "|---|" + "---|" * len(main)]
+    lines += [f"| {label} | " + " | ".join(cell(row, m) for m in main) + " |" for label, row in rows.items()]
+    if grouped:
+        lines += ["", "| | " + " | ".join(rows) + " |", "|---|" + "---|" * len(rows)]
+        lines += [f"| {m} | " + " | ".join(cell(row, m) for row in rows.values()) + " |" for m in grouped]
     return "\n".join(lines)
 
 
@@ -120,7 +131,10 @@ def run_seeds(
         if not (sub / "results.json").is_file():
             sub = run_one(seed, sub, (sub / "ckpt-last.pth").is_file())
         per_seed[seed] = read_rows(sub)
-    return write_seed_summary(run_dir, per_seed, title, notes)
+    first = json.loads((Path(run_dir) / f"seed{seeds[0]}" / "results.json").read_text())
+    inherited = [f"{k}: {v}" for k, v in first.items() if isinstance(v, str) and k != "note"]
+    inherited += [n for n in first.get("notes", []) if isinstance(n, str) and not n.startswith("std:")]
+    return write_seed_summary(run_dir, per_seed, title, [*notes, *inherited])
 
 
 def write_seed_summary(

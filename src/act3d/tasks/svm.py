@@ -77,7 +77,7 @@ def run_svm(config: SvmConfig, preset: str | Path | None = None, device: str = "
     dev = resolve_device(device)
     if config.init == "random":
         encoder = PointEncoder(**(config.model or EncoderConfig()).model_dump())
-        source = f"random init (seed {config.seed}, no pretraining)"
+        source = "random init (no pretraining)"
     else:
         encoder = load_encoder(config.init, config.model)
         source = str(config.init)
