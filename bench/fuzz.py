@@ -62,7 +62,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from act3d.data import build_dataset
-from act3d.engine.checkpoint import load_checkpoint, save_checkpoint
+from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import EncoderConfig
 from act3d.errors import CheckpointError, DataError
 from act3d.models.encoder_io import load_encoder, save_encoder
@@ -80,7 +80,7 @@ class InputTimeout(BaseException):
     """Raised in the main thread by the watchdog; a BaseException so that no reader's ``except`` eats it."""
 
 
-class BadOutput(Exception):
+class BadOutputError(Exception):
     """A reader returned data that breaks its documented promise."""
 
 
@@ -145,7 +145,7 @@ def run_case(target: Target, case: Case, root: Path, marker: Path, timeout: floa
         message = str(err)
         named = message.startswith(os.fspath(root)) and (not case.blame or Path(blame).name in message)
         outcome = Outcome(type(err).__name__ if named else "UNNAMED", message[:300])
-    except BadOutput as err:
+    except BadOutputError as err:
         outcome = Outcome("BAD-OUTPUT", str(err)[:300])
     except Exception as err:
         outcome = Outcome("WRONG-ERROR", f"{type(err).__name__}: {str(err)[:300]}")
@@ -163,23 +163,23 @@ def run_case(target: Target, case: Case, root: Path, marker: Path, timeout: floa
 def check_dataset(dataset) -> None:
     """Every item holds finite float32 (NPOINTS, 3) points and in-range labels (and part ids)."""
     if len(dataset) == 0:
-        raise BadOutput("an empty dataset was built without an error")
+        raise BadOutputError("an empty dataset was built without an error")
     for i in range(len(dataset)):
         item = dataset[i]
         points = item["points"]
         if points.dtype != torch.float32 or tuple(points.shape) != (NPOINTS, 3):
-            raise BadOutput(f"item {i}: points {points.dtype} {tuple(points.shape)}")
+            raise BadOutputError(f"item {i}: points {points.dtype} {tuple(points.shape)}")
         if not torch.isfinite(points).all():
-            raise BadOutput(f"item {i}: non-finite points")
+            raise BadOutputError(f"item {i}: non-finite points")
         label = int(item["label"])
         if not 0 <= label < dataset.num_classes:
-            raise BadOutput(f"item {i}: label {label} outside 0..{dataset.num_classes - 1}")
+            raise BadOutputError(f"item {i}: label {label} outside 0..{dataset.num_classes - 1}")
         if "normals" in item and not torch.isfinite(item["normals"]).all():
-            raise BadOutput(f"item {i}: non-finite normals")
+            raise BadOutputError(f"item {i}: non-finite normals")
         if "parts" in item:
             allowed = dataset.part_classes[dataset.classes[label]]
             if not torch.isin(item["parts"], torch.tensor(allowed)).all():
-                raise BadOutput(f"item {i}: part ids outside {allowed}")
+                raise BadOutputError(f"item {i}: part ids outside {allowed}")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def arrays(draw, rows=(0, 96), columns=(0, 8)) -> tuple[np.ndarray, str]:
     dtype = np.dtype(draw(st.sampled_from(["<f4", "<f4", "<f8", *DTYPES])))
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     scale = draw(st.sampled_from([1.0, 1.0, 1e-30, 1e20, 1e37, 1e300]))
-    base = rng.standard_normal(shape) * scale
+    base = np.array(rng.standard_normal(shape) * scale, dtype=np.float64)
     specials = draw(st.lists(st.sampled_from(SPECIAL), max_size=3))
     flat = base.reshape(-1)
     for value in specials:
@@ -598,7 +598,8 @@ def meshes(draw, kind: str) -> tuple[bytes, str]:
         head.append("end_header")
         body = b""
         if binary:
-            body += vertices.astype("<f4").tobytes()
+            with np.errstate(over="ignore"):
+                body += vertices.astype("<f4").tobytes()
             body += b"".join(b"\x03" + face.astype("<i4").tobytes() for face in faces)
         else:
             body += "".join(" ".join(f"{v:g}" for v in row) + "\n" for row in vertices).encode()
@@ -609,7 +610,8 @@ def meshes(draw, kind: str) -> tuple[bytes, str]:
     if nv:
         triangles[..., :] = vertices[rng.integers(0, nv, (nf, 3))]
     if draw(st.booleans()):
-        body = b"".join(np.zeros(3, "<f4").tobytes() + t.astype("<f4").tobytes() + b"\0\0" for t in triangles)
+        with np.errstate(over="ignore"):
+            body = b"".join(np.zeros(3, "<f4").tobytes() + t.astype("<f4").tobytes() + b"\0\0" for t in triangles)
         return b"\0" * 80 + struct.pack("<I", declared_f % 2**32) + body, how + " binary stl"
     lines = ["solid fuzz"]
     for t in triangles:
@@ -658,7 +660,16 @@ def crafted_pickles(marker: Path) -> list[tuple[str, bytes]]:
         ("PERSID", b"(Pfoo\nt."),
         ("numpy gadget", b"cnumpy.testing._private.utils\nrunstring\n(V" + cmd + b"\n(dtR."),
         ("allowed global reduce", b"cbuiltins\nlist\n(cposix\nsystem\n(V" + cmd + b"\ntRtR."),
+        *[(f"dtype flags forged ({flags})", forged_dtype_flags(flags)) for flags in (1, 8, 63, 255)],
     ]
+
+
+def forged_dtype_flags(flags: int) -> bytes:
+    """A float32 array whose pickled dtype state claims ``flags`` (1 = "holds object references"):
+    numpy's own unpickling trusts them and would free float data as Python objects."""
+    data = pickle.dumps([[np.ones((64, 6), np.float32)], [np.array([0], np.int32)]], protocol=4)
+    state = b"J\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00"
+    return data.replace(state, state[:-1] + bytes([flags]), 1)
 
 
 def pickled(obj, protocol: int) -> bytes:
@@ -942,7 +953,8 @@ def npz_dataset_cases(draw) -> Case:
         key = "train.npz"
         points, how_p = draw(st.one_of(arrays(rows=(0, 70), columns=(2, 4)), st.just((None, "points missing"))))
         if points is not None and points.ndim == 2 and draw(st.booleans()):
-            points = np.stack([points] * draw(st.integers(0, 4)))  # (S, P, C) of identical samples
+            copies = draw(st.integers(0, 4))  # (S, P, C) of identical samples, maybe none
+            points = np.stack([points] * copies) if copies else np.zeros((0, *points.shape), points.dtype)
         n = len(points) if points is not None and points.ndim else 0
         labels = draw(
             st.sampled_from(
@@ -1062,11 +1074,14 @@ def encoder_cases(draw, marker: Path) -> Case:
     layout = draw(st.sampled_from(["ours", "ours", "pretrain", "official", "bare", "config-not-dict"]))
     state = {
         "ours": {"format": "act3d-encoder", "config": config, "state_dict": weights, "source": ""},
-        "pretrain": {"config": {"task": "pretrain", "model": config}, "model": {f"encoder.{k}": v for k, v in weights.items()}},
+        "pretrain": {
+            "config": {"task": "pretrain", "model": config},
+            "model": {f"encoder.{k}": v for k, v in weights.items()},
+        },
         "official": {"base_model": {f"module.MAE_encoder.{k}": v for k, v in weights.items()}},
         "bare": weights,
         "config-not-dict": {"config": [config], "model": weights},
-    }[layout]  # fmt: skip
+    }[layout]
     return Case({"encoder.pth": _torch_bytes(state)}, "encoder.pth", f"{layout}: {', '.join(edits)}")
 
 
@@ -1099,13 +1114,13 @@ def _dataset_loader(name: str, split: str, **options) -> Callable[[Path], None]:
 def _load_checkpoint(root: Path) -> None:
     state = load_checkpoint(root / "ckpt-last.pth")
     if not isinstance(state, dict):
-        raise BadOutput(f"load_checkpoint returned a {type(state).__name__}")
+        raise BadOutputError(f"load_checkpoint returned a {type(state).__name__}")
 
 
 def _load_encoder(root: Path) -> None:
     encoder = load_encoder(root / "encoder.pth")
     if not isinstance(encoder, PointEncoder):
-        raise BadOutput(f"load_encoder returned a {type(encoder).__name__}")
+        raise BadOutputError(f"load_encoder returned a {type(encoder).__name__}")
 
 
 def _folder_target(suffix: str) -> Target:

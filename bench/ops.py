@@ -3,13 +3,14 @@
     .venv/bin/python bench/ops.py            # paper sizes: B=32, N=1024/2048/8192, G=64/128/512, K=32
     .venv/bin/python bench/ops.py --quick    # smoke run: B=4, small sizes, 2 repeats
 
-Each measurement runs in a fresh subprocess: the op is called once cold while the peak resident set
-size (``ru_maxrss``) is tracked, and the reported memory is that peak minus the RSS just before the
-call, i.e. everything the call allocated at once (torch's CPU allocations included, which tracemalloc
-cannot see), inputs excluded. Then it is timed: one warm-up call and the median of ``--repeats``
-calls. All implementations get the same number of threads (torch, pykdtree's OpenMP, cKDTree
-workers); fpsample and the per-cloud libraries run cloud by cloud in a Python loop, as they would
-inside a data pipeline.
+Each measurement runs in a fresh subprocess: the peak resident set size is reset (``clear_refs``),
+the op is called once cold, and the reported memory is the peak (``VmHWM``) minus the RSS just
+before the call, i.e. everything the call had allocated at once (torch's CPU allocations included,
+which tracemalloc cannot see), inputs excluded (Linux only). Then it is timed: one warm-up call and
+the median (and min) of ``--repeats`` calls. All implementations get the same number of threads
+(torch, pykdtree's OpenMP, cKDTree workers), 1 by default: fpsample is single-threaded, and on a
+small shared machine a second OpenMP thread stalls whenever another process holds the other core.
+The per-cloud libraries run cloud by cloud in a Python loop, as they would in a data pipeline.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import argparse
 import datetime
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -180,33 +180,44 @@ def build_case(case: dict) -> Callable[[], object]:
     return (ours_chamfer if impl == "ours" else naive_chamfer)(a, b, backward)
 
 
-def current_rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+def memory_kib(field: str) -> int:
+    """``VmRSS`` (resident now) or ``VmHWM`` (peak resident since the last reset) from /proc, in KiB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
 
 
-def run_case(case: dict) -> dict:
-    torch.set_num_threads(case["threads"])
+def peak_memory(case: dict) -> int:
+    """Bytes the first (cold) call of ``case`` had allocated at its peak, above the RSS before it."""
     fn = build_case(case)
-    before = current_rss()
-    fn()  # cold call: its peak RSS is the memory figure
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    fn()  # warm-up
-    times = []
-    for _ in range(case["repeats"]):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return {"time_ms": 1e3 * statistics.median(times), "peak_bytes": max(0, peak - before)}
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")  # resets the peak (VmHWM) to the current RSS
+    before = memory_kib("VmRSS")
+    fn()
+    return 1024 * (memory_kib("VmHWM") - before)
 
 
-def measure(case: dict) -> dict:
-    env = dict(os.environ, OMP_NUM_THREADS=str(case["threads"]))
-    proc = subprocess.run(
-        [sys.executable, __file__, "--case", json.dumps(case)], capture_output=True, text=True, env=env
-    )
+def timings(cases: list[dict]) -> list[tuple[float, float]]:
+    """(median, min) seconds per case; the cases' calls are interleaved round by round, so a change of
+    load on the machine hits every implementation alike and the ratios stay meaningful."""
+    fns = [build_case(case) for case in cases]
+    for fn in fns:
+        fn()  # warm-up
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(cases[0]["repeats"]):
+        for fn, ts in zip(fns, times, strict=True):
+            start = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - start)
+    return [(statistics.median(ts), min(ts)) for ts in times]
+
+
+def in_subprocess(task: str, payload: dict | list, threads: int) -> object:
+    """Runs ``peak_memory`` or ``timings`` in a fresh interpreter with ``threads`` threads everywhere."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    command = [sys.executable, __file__, "--task", task, "--payload", json.dumps(payload)]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"case {case} failed:\n{proc.stderr}")
+        raise RuntimeError(f"{task} {payload} failed:\n{proc.stderr}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -216,6 +227,8 @@ def measure(case: dict) -> dict:
 def naive_bytes(case: dict) -> int:
     """What the dense kNN / Chamfer allocates at least: its B x M x N matrix, times 3 with backward."""
     B, N = case["B"], case["N"]
+    if case["op"] == "fps":
+        return 0
     if case["op"] == "knn":
         return 4 * B * case["G"] * N
     return 4 * B * N * N * (3 if case["op"] == "chamfer fwd+bwd" else 1)
@@ -228,12 +241,13 @@ def plan(quick: bool, threads: int, repeats: int) -> list[dict]:
     base = {"B": B, "threads": threads, "repeats": repeats}
     cases = []
     for n, g in sizes:
+        heights = (3,) if quick else (3, 5, 7)
         fps = [
             "ours",
             "naive (per-cloud loop)",
             "pointMLP (batched loop)",
             "fpsample.fps_sampling",
-            *[f"fpsample kdline h={h}" for h in (3, 5, 7)],
+            *[f"fpsample kdline h={h}" for h in heights],
         ]
         cases += [{**base, "op": "fps", "N": n, "G": g, "impl": i, "h": int(i[-1]) if "h=" in i else 0} for i in fps]
         knn = ["ours", "naive (cdist + topk)", "cKDTree", "pykdtree"]
@@ -272,33 +286,43 @@ def report_targets(results: dict[tuple, dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="smoke run: B=4, small sizes, 2 repeats")
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for every library")
-    parser.add_argument("--repeats", type=int, default=None, help="timed calls per case (default 5, quick 2)")
-    parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--threads", type=int, default=1, help="threads for torch and every library (default 1)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed rounds (default 5, quick 2)")
+    parser.add_argument("--task", choices=["peak_memory", "timings"], help=argparse.SUPPRESS)
+    parser.add_argument("--payload", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.case:
-        print(json.dumps(run_case(json.loads(args.case))))
+    if args.task:
+        torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        print(json.dumps({"peak_memory": peak_memory, "timings": timings}[args.task](json.loads(args.payload))))
         return
     repeats = args.repeats or (2 if args.quick else 5)
     print(
         f"act3d.ops benchmark, {datetime.date.today()}, {os.cpu_count()} CPUs, {args.threads} threads, "
         f"torch {torch.__version__}, load average at start {os.getloadavg()[0]:.2f}\n"
     )
-    print("| op | size | implementation | time (median) | peak extra memory | ours ÷ this |")
+    print("| op | size | implementation | time: median (min) | peak extra memory | ours ÷ this (medians) |")
     print("|---|---|---|---|---|---|")
-    results: dict[tuple, dict[str, float]] = {}
+    groups: dict[tuple, list[dict]] = {}
     for case in plan(args.quick, args.threads, repeats):
-        key, impl = (case["op"], size_label(case)), case["impl"]
-        if impl.startswith("naive") and case["op"] != "fps" and naive_bytes(case) > NAIVE_LIMIT_BYTES:
-            skipped = f"skipped (would allocate {naive_bytes(case) / GiB:.1f} GiB)"
-            print(f"| {key[0]} | {key[1]} | {impl} | {skipped} | | |")
-            continue
-        result = measure(case)
-        times = results.setdefault(key, {})
-        times[impl] = result["time_ms"]
-        ratio = "" if impl == "ours" else f"{times['ours'] / result['time_ms']:.2f}"
-        memory = f"{result['peak_bytes'] / 2**20:.0f} MiB"
-        print(f"| {key[0]} | {key[1]} | {impl} | {result['time_ms']:.1f} ms | {memory} | {ratio} |", flush=True)
+        groups.setdefault((case["op"], size_label(case)), []).append(case)
+    results: dict[tuple, dict[str, float]] = {}
+    for (op, size), cases in groups.items():
+        too_big = [
+            c for c in cases if c["impl"].startswith("naive") and op != "fps" and naive_bytes(c) > NAIVE_LIMIT_BYTES
+        ]
+        runnable = [c for c in cases if c not in too_big]
+        times = in_subprocess("timings", runnable, args.threads)
+        results[op, size] = {c["impl"]: 1e3 * t[0] for c, t in zip(runnable, times, strict=True)}
+        ours = results[op, size]["ours"]
+        for case, (median, best) in zip(runnable, times, strict=True):
+            memory = in_subprocess("peak_memory", case, args.threads) / 2**20
+            ratio = "" if case["impl"] == "ours" else f"{ours / (1e3 * median):.2f}"
+            timing = f"{1e3 * median:.1f} ms ({1e3 * best:.1f})"
+            print(f"| {op} | {size} | {case['impl']} | {timing} | {memory:.0f} MiB | {ratio} |", flush=True)
+        for case in too_big:
+            print(
+                f"| {op} | {size} | {case['impl']} | skipped (would allocate {naive_bytes(case) / GiB:.1f} GiB) | | |"
+            )
     report_targets(results)
 
 

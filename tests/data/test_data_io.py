@@ -115,7 +115,7 @@ def test_check_cloud_messages() -> None:
         check_cloud(np.array([[np.nan, np.nan, 0.0]]), "x.h5", sample=4)
     with pytest.raises(DataError, match=r"^x: has 4 columns, expected at least 6"):
         check_cloud(np.zeros((4, 4)), "x", min_columns=6)
-    with pytest.raises(DataError, match=r"^x: has dtype <U1, expected numbers$"):
+    with pytest.raises(DataError, match=r"^x: has dtype <U1, expected real numbers$"):
         check_cloud(np.array([["a", "b", "c"]]), "x")
 
 

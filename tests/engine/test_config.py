@@ -55,3 +55,10 @@ def test_nested_section_base(tmp_path):
 
     raw = _read_preset(tmp_path / "pipe.yaml")
     assert raw == {"outer": {"optimizer": {"lr": 0.002}, "data": {"npoints": 256, "batch_size": 4}}}
+
+
+def test_empty_mapping_clears_the_inherited_one(tmp_path):
+    write(tmp_path / "base.yaml", "data:\n  options: {num_per_class: 4}\n")
+    child = write(tmp_path / "child.yaml", "base: base.yaml\ndata:\n  name: npz\n  options: {}\n")
+    config = load_config(ClassifyConfig, child)
+    assert config.data.options == {} and config.data.name == "npz"

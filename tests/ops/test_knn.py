@@ -36,7 +36,15 @@ def assert_matches_naive(
 
 @pytest.mark.parametrize(
     ("B", "M", "N", "k", "seed"),
-    [(1, 1, 1, 1, 0), (2, 17, 50, 1, 1), (3, 64, 300, 16, 2), (2, 40, 1024, 32, 3), (1, 8, 9, 9, 4), (2, 5, 70, 3, 5)],
+    [
+        (1, 1, 1, 1, 0),
+        (2, 17, 50, 1, 1),
+        (3, 64, 300, 16, 2),
+        (2, 40, 1024, 32, 3),
+        (1, 8, 9, 9, 4),
+        (2, 5, 70, 3, 5),
+        (2, 30, 2000, 1, 6),  # group pre-selection with k=1, columns padded to a multiple of the group
+    ],
 )
 def test_matches_naive_loop(B: int, M: int, N: int, k: int, seed: int) -> None:
     gen = torch.Generator().manual_seed(seed)

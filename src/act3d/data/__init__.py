@@ -27,7 +27,7 @@ from act3d.data.transforms import (
     Subsample,
     normalize_unit_sphere,
 )
-from act3d.errors import ConfigError
+from act3d.errors import ConfigError, DataError
 
 # name -> constructor taking (root, split, npoints, **kwargs)
 DATASETS: dict[str, Callable[..., PointCloudDataset]] = {
@@ -47,13 +47,16 @@ def build_dataset(name: str, root: str | None, split: str, npoints: int, **kwarg
     """The dataset ``name`` (a key of :data:`DATASETS`); ``kwargs`` go to its constructor.
 
     ``root`` is ignored by 'synthetic'; 'scanobjectnn' needs ``variant``, 'modelnet_fewshot'
-    needs ``way``, ``shot`` and ``fold``.
+    needs ``way``, ``shot`` and ``fold``. A split without samples raises DataError.
     """
     if name not in DATASETS:
         raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     if root is None and name != "synthetic":
         raise ConfigError(f"dataset {name!r} needs a root folder")
-    return DATASETS[name](root, split, npoints, **kwargs)
+    dataset = DATASETS[name](root, split, npoints, **kwargs)
+    if len(dataset) == 0:
+        raise DataError(root, f"split {split!r} of dataset {name!r} has no samples")
+    return dataset
 
 
 __all__ = [

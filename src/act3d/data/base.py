@@ -76,7 +76,11 @@ class PointCloudDataset(Dataset[Item]):
         item = {k: torch.tensor(v) for k, v in self._load(index).items()}  # a copy: transforms may write
         item = take(item, self._indices(index, item["points"]))
         if self.normalize:
-            item["points"] = normalize_unit_sphere(item["points"])
+            points = item["points"]
+            if points.abs().amax() > 1e18:  # squared norms of such coordinates overflow float32
+                item["points"] = normalize_unit_sphere(points.double()).float()
+            else:
+                item["points"] = normalize_unit_sphere(points)
         item["label"] = torch.tensor(int(self.labels[index]), dtype=torch.long)
         return item if self.transform is None else self.transform(item)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -98,6 +99,6 @@ class FolderDataset(PointCloudDataset):
         if path.suffix.lower() not in MESH_SUFFIXES:
             return {"points": read_point_file(path)[:, :3]}
         if index not in self._meshes:
-            seed = zlib.crc32(path.relative_to(self.root).as_posix().encode())
+            seed = zlib.crc32(os.fsencode(path.relative_to(self.root).as_posix()))  # names may not be UTF-8
             self._meshes[index] = read_point_file(path, self.mesh_points, seed)[:, :3]
         return {"points": self._meshes[index]}

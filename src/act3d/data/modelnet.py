@@ -110,6 +110,8 @@ class ModelNet40(PointCloudDataset):
                 )
             self.files.append(self.folder / cls / f"{name}.txt")
             labels.append(index[cls])
+        if not labels:
+            raise DataError(split_file, "lists no samples")
         check_files_exist(self.files, split_file)
         self.labels = np.array(labels, dtype=np.int64)
 
@@ -118,6 +120,8 @@ class ModelNet40(PointCloudDataset):
         pair = isinstance(data, list | tuple) and len(data) == 2
         if not (pair and all(isinstance(d, list | tuple) for d in data) and len(data[0]) == len(data[1])):
             raise DataError(cache, "is not a pair [list of point arrays, list of labels] of equal lengths")
+        if not data[0]:
+            raise DataError(cache, "holds no samples")
         columns = 6 if self.use_normals else 3
         self.clouds = [_cloud(v, cache, i, columns) for i, v in enumerate(data[0])]
         labels = np.array([_label(v, cache, i) for i, v in enumerate(data[1])], dtype=np.int64)
@@ -171,6 +175,8 @@ class ModelNetFewShot(PointCloudDataset):
         data = safe_pickle_load(self.path)
         if not (isinstance(data, dict) and isinstance(data.get(split), list | tuple)):
             raise DataError(self.path, f"is not a dict holding a list of samples under {split!r}")
+        if not data[split]:
+            raise DataError(self.path, f"holds no samples under {split!r}")
         columns = 6 if use_normals else 3
         self.clouds, labels, names = [], [], {}
         for i, entry in enumerate(data[split]):

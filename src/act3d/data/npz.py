@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -39,12 +38,15 @@ class NpzDataset(PointCloudDataset):
         require_file(self.path, f"split file for split {split!r}")
         try:
             with np.load(self.path, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        except (OSError, ValueError, TypeError, zipfile.BadZipFile) as exc:
-            raise DataError(self.path, f"is not a valid .npz file ({exc})") from None
+                names = list(npz.files)
+                arrays = {k: npz[k] for k in names if k in ("points", "labels")}
+        except Exception as exc:  # corrupt files raise many types (OSError, BadZipFile, EOFError, MemoryError...)
+            raise DataError(self.path, f"is not a valid .npz file ({type(exc).__name__}: {exc})") from None
+        if not all(isinstance(a, np.ndarray) for a in arrays.values()):  # non-.npy members come back as bytes
+            raise DataError(self.path, "has members that are not .npy arrays")
         missing = [k for k in ("points", "labels") if k not in arrays]
         if missing:
-            raise DataError(self.path, f"has no array {missing[0]!r} (found: {sorted(arrays)})")
+            raise DataError(self.path, f"has no array {missing[0]!r} (found: {sorted(names)})")
         points, labels = arrays["points"], arrays["labels"]
         check_clouds(points, self.path)
         if points.shape[2] != 3:

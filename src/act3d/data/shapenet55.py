@@ -81,6 +81,8 @@ class ShapeNet55(PointCloudDataset):
             files = [self.point_folder / name for name in lists[path]]
             check_files_exist(files, path)
             self.files += files
+        if not self.files:
+            raise DataError(used[0], "lists no samples" if len(used) == 1 else f"and {used[1].name} list no samples")
         # Synsets of every list, so that train and test share label indices.
         self.classes = sorted({name.split("-")[0] for names in lists.values() for name in names})
         index = {s: i for i, s in enumerate(self.classes)}

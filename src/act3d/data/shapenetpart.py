@@ -92,6 +92,8 @@ class ShapeNetPart(PartDataset):
                 labels.append(index[synsets[synset]])
             check_files_exist(files, split_file)
             self.files += files
+        if not self.files:
+            raise DataError(split_file, "lists no samples")
         self.labels = np.array(labels, dtype=np.int64)
 
     def _load(self, index: int) -> dict[str, np.ndarray]:

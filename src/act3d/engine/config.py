@@ -1,7 +1,7 @@
 """Configuration: YAML presets + dotted command-line overrides, validated by pydantic schemas.
 
 A preset may inherit from another with ``base: other.yaml`` (path relative to the preset); mappings
-merge key by key. A section may do the same
+merge key by key (an empty mapping, ``options: {}``, clears the inherited one). A section may do the same
 (``stage1: {base: act_stage1_cpu.yaml, ...}``). Unknown keys and wrong types are errors that name the dotted key.
 """
 
@@ -43,7 +43,8 @@ class DataConfig(Strict):
     """Which dataset, which splits, how many points, how batches are formed.
 
     ``train_npoints`` (ModelNet40 fine-tuning: 1200): training clouds are first cut to that many points
-    by the dataset's sampling (FPS), then a random ``npoints`` of them are drawn per sample and epoch.
+    by the dataset's sampling (FPS), then a random ``npoints`` of them, in random order, are drawn per
+    sample and epoch (``train_npoints == npoints`` only shuffles the order, as the official runner).
     """
 
     name: str = "synthetic"
@@ -160,7 +161,7 @@ def _resolve_bases(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+        if value and isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = _merge(merged[key], value)
         else:
             merged[key] = value

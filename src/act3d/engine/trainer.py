@@ -252,8 +252,15 @@ class Trainer:
             tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         self._save(self.last_path, model, optimizer, scheduler, scaler, state, metrics)
         if improved and self.dist.is_main:
-            shutil.copyfile(self.last_path, self.best_path.with_name(".ckpt-best.pth.tmp"))
-            self.best_path.with_name(".ckpt-best.pth.tmp").replace(self.best_path)
+            tmp = self.best_path.with_name(".ckpt-best.pth.tmp")
+            try:
+                shutil.copyfile(self.last_path, tmp)
+                tmp.replace(self.best_path)
+            except OSError as err:  # disk full: keep the previous best, say so
+                tmp.unlink(missing_ok=True)
+                raise CheckpointError(
+                    f"{self.best_path}: could not write checkpoint ({err}); the previous one is intact"
+                ) from err
 
     def _recalibrate(self, task: Task, model: nn.Module, epoch: int, step: int) -> None:
         """Precise BN over ``bn_recalibration_batches`` training batches (see engine.batchnorm)."""

@@ -69,26 +69,74 @@ def load_encoder(path: str | Path, config: EncoderConfig | None = None, strict: 
     """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, or an official one.
 
     For official checkpoints the sizes default to the paper's (``config`` overrides them). With
-    ``strict`` any missing or unexpected encoder key is an error that lists them all.
+    ``strict`` any missing or unexpected encoder key is an error that lists them all. The size of the
+    encoder a config declares is checked against the stored weights (and the memory) before it is
+    built, so a damaged config (``dim=10**9``) is an error, not an attempt to allocate terabytes.
+
+    Raises:
+        CheckpointError: unreadable file, not an encoder checkpoint, config and weights that disagree.
     """
     ckpt = load_checkpoint(path)
-    if ckpt.get("format") == FORMAT:
-        config = config or EncoderConfig.model_validate(ckpt["config"])
-        weights, dropped = ckpt["state_dict"], []
-    elif ckpt.get("config", {}).get("task") == "pretrain":
-        config = config or EncoderConfig.model_validate(ckpt["config"]["model"])
-        weights = {k.removeprefix("encoder."): v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
-        dropped = []
-    else:
-        raw = ckpt.get("base_model") or ckpt.get("model") or ckpt.get("state_dict")
-        if not isinstance(raw, dict):
-            raise CheckpointError(f"{path}: no 'base_model', 'model' or 'state_dict' entry: not an encoder checkpoint")
-        weights, dropped = convert_official_keys(raw)
-        config = config or EncoderConfig()
-    encoder = PointEncoder(**config.model_dump())
+    try:
+        config, weights, dropped = _encoder_parts(ckpt, config, path)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as err:  # pydantic's is a ValueError
+        raise CheckpointError(f"{path}: not a valid encoder checkpoint ({type(err).__name__}: {err})") from None
+    bad = [repr(k) for k, v in weights.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
+    if bad:
+        raise CheckpointError(f"{path}: encoder weights hold entries that are not named tensors: {', '.join(bad[:8])}")
+    _check_buildable(config, weights, path, strict)
+    try:
+        encoder = PointEncoder(**config.model_dump())
+    except (AssertionError, ValueError, RuntimeError, OverflowError, MemoryError) as err:
+        raise CheckpointError(f"{path}: cannot build an encoder with {config.model_dump()}: {err}") from None
     _load_reporting(encoder, weights, path, strict)
     encoder.source = f"{path}" + (f" (dropped non-encoder keys: {len(dropped)})" if dropped else "")
     return encoder
+
+
+def _encoder_parts(
+    ckpt: dict, config: EncoderConfig | None, path: str | Path
+) -> tuple[EncoderConfig, dict[str, torch.Tensor], list[str]]:
+    """(config, encoder weights under our names, dropped keys) of a checkpoint in any supported layout."""
+    stored = ckpt.get("config")
+    if ckpt.get("format") == FORMAT:
+        config = config or EncoderConfig.model_validate(ckpt["config"])
+        return config, dict(ckpt["state_dict"]), []
+    if isinstance(stored, dict) and stored.get("task") == "pretrain":
+        config = config or EncoderConfig.model_validate(stored["model"])
+        weights = {k.removeprefix("encoder."): v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
+        return config, weights, []
+    raw = next((ckpt[k] for k in ("base_model", "model", "state_dict") if isinstance(ckpt.get(k), dict)), None)
+    if raw is None:
+        raise CheckpointError(f"{path}: no 'base_model', 'model' or 'state_dict' entry: not an encoder checkpoint")
+    weights, dropped = convert_official_keys(raw)
+    return config or EncoderConfig(), weights, dropped
+
+
+def encoder_parameter_count(config: EncoderConfig) -> int:
+    """Parameters of ``PointEncoder(**config)``, computed without building it."""
+    dim, hidden = config.dim, int(config.dim * config.mlp_ratio)
+    tokenizer = 3 * 128 + 128 + 2 * 128 + 128 * 256 + 256 + 512 * 512 + 512 + 2 * 512 + 512 * dim + dim
+    position = 3 * 128 + 128 + 128 * dim + dim
+    block = 4 * dim * dim + 2 * dim * hidden + 6 * dim + hidden
+    return tokenizer + position + 2 * dim + config.depth * block + 2 * dim
+
+
+def _check_buildable(config: EncoderConfig, weights: dict[str, torch.Tensor], path: str | Path, strict: bool) -> None:
+    """Refuse, before allocating, an encoder far larger than the weights (strict) or than the memory."""
+    from act3d.data.io import available_memory
+
+    params = encoder_parameter_count(config)
+    stored = sum(v.numel() for v in weights.values())
+    if strict and params > 2 * stored + 10**6:
+        raise CheckpointError(
+            f"{path}: the config declares an encoder of {params:,} parameters (dim {config.dim}, depth "
+            f"{config.depth}) but the checkpoint holds only {stored:,} values: config and weights do not match"
+        )
+    if 4 * params > available_memory():
+        raise CheckpointError(f"{path}: an encoder of {params:,} parameters does not fit in the available memory")
 
 
 def _load_reporting(module: nn.Module, weights: dict[str, torch.Tensor], path: str | Path, strict: bool) -> None:

@@ -78,11 +78,12 @@ def _knn_indices(
 
 
 def _block_size(num_points: int, k: int) -> int:
-    """Group size for :func:`_smallest_k`: the power of two at most ``sqrt(N / k)``.
-
-    ``sqrt(N / k)`` balances its two top-k passes; a power of two keeps the rows of group minima a
-    multiple of the SIMD width (measured ~2x faster than odd sizes on CPU).
+    """Group size for :func:`_smallest_k`: 1 (a plain top-k) below 512 points, where the pre-selection
+    does not pay off; else the power of two at most ``sqrt(N / k)``, which balances its two top-k
+    passes and keeps the rows of group minima a multiple of the SIMD width (~2x faster than odd sizes).
     """
+    if num_points < 512:
+        return 1
     return 2 ** max(0, math.floor(math.log2(math.sqrt(num_points / k))))
 
 

@@ -35,6 +35,7 @@ from act3d.ops import gather_points
 from act3d.tasks.common import (
     accuracy_metrics,
     build_split,
+    check_patches_fit,
     eval_loader,
     predict_logits,
     train_and_test_sets,
@@ -103,6 +104,7 @@ class ClassificationTask:
         datasets: tuple[Dataset, Dataset] | None = None,
     ) -> None:
         self.config = config
+        check_patches_fit(config.data.npoints, config.model.num_groups, config.model.group_size)
         self.train_set, self.test_set = datasets or train_and_test_sets(config.data, config.train.seed)
         classes = len(self.train_set.classes)
         if config.head_classes is not None and config.head_classes < classes:
@@ -141,8 +143,11 @@ class ClassificationTask:
             return
         vote_set = self.vote_set()
         self.model.to(device).eval()
-        result.final_metrics.update(self.vote(self.model, vote_set, device))
-        if result.best_checkpoint.is_file():
+        final_vote = self.vote(self.model, vote_set, device)
+        result.final_metrics.update(final_vote)
+        if result.best_epoch == result.final_metrics.get("epoch"):  # the best epoch is the last: same weights
+            result.best_metrics.update(final_vote)
+        elif result.best_checkpoint.is_file():
             self.model.load_state_dict(load_checkpoint(result.best_checkpoint)["model"])
             result.best_metrics.update(self.vote(self.model, vote_set, device))
         self.info["acc_vote"] = self.config.vote.label()

@@ -58,6 +58,22 @@ def augmented(dataset: Dataset, data: DataConfig, seed: int) -> SeededAugment:
     return SeededAugment(dataset, build_augment(data), seed)
 
 
+def check_patches_fit(npoints: int, num_groups: int, group_size: int) -> None:
+    """ConfigError unless clouds of ``data.npoints`` points hold the patches the model asks for.
+
+    Checked when a task is built, so a run stops before any data is read, not inside the first step.
+    """
+    for key, value, why in (
+        ("num_groups", num_groups, "FPS picks that many distinct patch centres"),
+        ("group_size", group_size, "each patch takes that many nearest neighbours"),
+    ):
+        if value > npoints:
+            raise ConfigError(
+                f"model.{key}={value} exceeds data.npoints={npoints}: every cloud is cut to data.npoints "
+                f"points and {why}; lower model.{key} or raise data.npoints"
+            )
+
+
 def train_and_test_sets(data: DataConfig, seed: int) -> tuple[SeededAugment, Dataset]:
     """The augmented training set (cut to ``train_npoints`` when set) and the plain test set of ``data``."""
     train = build_split(data, data.train_split, data.train_npoints)

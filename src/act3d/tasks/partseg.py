@@ -32,7 +32,7 @@ from act3d.errors import ConfigError
 from act3d.models.encoder_io import load_encoder
 from act3d.models.part_segmentation import PartSegmenter
 from act3d.models.point_transformer import PointEncoder
-from act3d.tasks.common import eval_loader, train_and_test_sets
+from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 
 
 class SegHeadConfig(Strict):
@@ -134,6 +134,7 @@ class PartSegTask:
 
     def __init__(self, config: PartSegConfig, run_dir: Path | None = None) -> None:
         self.config = config
+        check_patches_fit(config.data.npoints, config.model.num_groups, config.model.group_size)
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
         base = self.train_set.dataset
         if not hasattr(base, "part_classes"):

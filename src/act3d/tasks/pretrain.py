@@ -27,7 +27,7 @@ from act3d.models.masked import MaskedPointModel
 from act3d.models.point_transformer import PointEncoder
 from act3d.models.tokenizer import PatchGrouper
 from act3d.objectives import masked_feature_loss, masked_patch_loss
-from act3d.tasks.common import eval_loader, train_and_test_sets
+from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
 
 
@@ -103,6 +103,7 @@ class PretrainTask:
 
     def __init__(self, config: PretrainConfig, run_dir: Path | None = None) -> None:
         self.config = config
+        check_patches_fit(config.data.npoints, config.model.num_groups, config.model.group_size)
         self.run_dir = run_dir
         m = config.model
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)

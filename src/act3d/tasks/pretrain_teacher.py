@@ -15,7 +15,7 @@ from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
 from act3d.objectives import KLWeightSchedule, TemperatureSchedule, codebook_kl, patch_chamfer_l1
-from act3d.tasks.common import eval_loader, train_and_test_sets
+from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
 
 
@@ -72,6 +72,7 @@ class PretrainTeacherTask:
 
     def __init__(self, config: PretrainTeacherConfig, run_dir: Path | None = None) -> None:
         self.config = config
+        check_patches_fit(config.data.npoints, config.model.num_groups, config.model.group_size)
         self.run_dir = run_dir
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
         self.model = build_autoencoder(config)

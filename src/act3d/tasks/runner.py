@@ -87,11 +87,12 @@ def train_seeds(
 def write_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:
     """``results.json`` and ``results.md``: final-epoch and best-epoch metrics, each labelled."""
     final = {k: v for k, v in result.final_metrics.items() if k != "epoch"}
-    rows = epoch_rows(final, result.best_metrics, len(result.history), result.best_epoch)
+    final_epoch = int(result.final_metrics.get("epoch", len(result.history)))
+    rows = epoch_rows(final, result.best_metrics, final_epoch, result.best_epoch)
     payload = {
         "primary_metric": primary,
         **info,
-        "final_epoch": {"epoch": len(result.history), **final},
+        "final_epoch": {"epoch": final_epoch, **final},
         "best_epoch": {"epoch": result.best_epoch, **result.best_metrics},
         "rows": rows,
         "note": "best_epoch is the official protocol's 'best test metric over epochs' (no validation split); "
