@@ -62,6 +62,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
 from act3d.data import build_dataset
+from act3d.data.io import read_point_file, safe_pickle_load
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import EncoderConfig
 from act3d.errors import CheckpointError, DataError
@@ -740,7 +741,7 @@ def cloud_values(draw, columns: int) -> object:
 def dat_cases(draw, marker: Path) -> Case:
     base = modelnet_files(with_cache=True)
     key = f"{MN}/modelnet10_train_8192pts_fps.dat"
-    kind = draw(st.sampled_from(["structure", "structure", "values", "hostile", "hostile"]))
+    kind = draw(st.sampled_from(["hostile", "structure", "hostile", "structure", "values"]))
     if kind == "hostile":
         data, how = draw(hostile_pickle(marker, lambda p: [[cloud(64, 6, 1), p], [np.array([0]), np.array([1])]]))
     elif kind == "values":
@@ -758,7 +759,7 @@ def dat_cases(draw, marker: Path) -> Case:
 @st.composite
 def fewshot_cases(draw, marker: Path) -> Case:
     key = "ModelNetFewshot/2way1shot/0.pkl"
-    kind = draw(st.sampled_from(["structure", "structure", "values", "hostile", "hostile"]))
+    kind = draw(st.sampled_from(["hostile", "structure", "hostile", "structure", "values"]))
     if kind == "hostile":
         data, how = draw(hostile_pickle(marker, lambda p: {"train": [(p, 0, 8)], "test": []}))
     elif kind == "values":
@@ -1018,7 +1019,7 @@ def replace_in_zip(data: bytes, suffix: str, content: bytes | None) -> bytes:
 def checkpoint_cases(draw, marker: Path, key: str) -> Case:
     """Structures torch.load(weights_only) may meet: odd values, hostile objects, broken zip members."""
     seed = (encoder_files() if key == "encoder.pth" else checkpoint_files())[key]
-    kind = draw(st.sampled_from(["values", "values", "hostile", "hostile-zip", "member", "legacy", "plain-pickle"]))
+    kind = draw(st.sampled_from(["hostile", "values", "hostile-zip", "member", "values", "legacy", "plain-pickle"]))
     if kind == "values":
         data, how = _torch_bytes(draw(checkpoint_values())), "torch.save of odd values"
     elif kind == "hostile":
@@ -1224,6 +1225,7 @@ class Report:
     """Outcome counts per target, and the failing inputs (kept on disk when ``keep`` is set)."""
 
     counts: dict[str, Counter] = field(default_factory=dict)
+    sources: dict[str, Counter] = field(default_factory=dict)  # mutated / structured / hostile pickle
     failures: list[tuple[str, Case, Outcome]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     slowest: dict[str, float] = field(default_factory=dict)
@@ -1245,6 +1247,28 @@ class Report:
         slowest = max(self.slowest.values(), default=0.0)
         lines.append(f"| **all** | **{sum(total.values())}** | {cells} | {slowest:.2f} |")
         return "\n".join(lines)
+
+    def progress(self, name: str) -> str:
+        counts = self.counts[name]
+        outcomes = "  ".join(f"{k}={v}" for k, v in sorted(counts.items()))
+        return f"{name:18s} {sum(counts.values()):5d} inputs in {self.seconds.get(name, 0.0):6.1f} s  {outcomes}"
+
+    def sources_table(self) -> str:
+        kinds = ["mutated", "structured", "hostile"]
+        lines = ["| reader | " + " | ".join(kinds) + " |", "|---|" + "---:|" * len(kinds)]
+        total: Counter = Counter()
+        for name, counts in self.sources.items():
+            total += counts
+            lines.append(f"| {name} | " + " | ".join(str(counts.get(k, 0)) for k in kinds) + " |")
+        lines.append("| **all** | " + " | ".join(str(total.get(k, 0)) for k in kinds) + " |")
+        return "\n".join(lines)
+
+
+def source_of(case: Case) -> str:
+    """How an input was made: by mutating a valid file, by structured generation, or as a hostile pickle."""
+    if case.how.startswith("mutated "):
+        return "mutated"
+    return "hostile" if "hostile" in case.how or "dtype flags forged" in case.how else "structured"
 
 
 def fuzz_target(
@@ -1286,6 +1310,7 @@ def fuzz_target(
         outcome = run_case(target, case, root, marker, timeout)
         report.slowest[target.name] = max(report.slowest.get(target.name, 0.0), time.perf_counter() - start)
         counts[outcome.kind] += 1
+        report.sources.setdefault(target.name, Counter())[source_of(case)] += 1
         if outcome.kind in FAILURES:
             report.failures.append((target.name, case, outcome))
             if keep is not None:
@@ -1303,6 +1328,58 @@ def fuzz_target(
     report.seconds[target.name] = report.seconds.get(target.name, 0.0) + time.perf_counter() - tic
 
 
+def hostile_corpus(marker: Path) -> list[tuple[str, str, bytes, Callable[[Path], object]]]:
+    """(label, file name, bytes, reader) for every code-running payload in every reader of pickled data.
+
+    All must be refused with DataError / CheckpointError and none may create ``marker``.
+    """
+    crafted = [(n, d) for n, d in crafted_pickles(marker) if not n.startswith("dtype flags")]  # those load
+    built = [
+        (f"{name}, protocol {p}", pickle.dumps(obj, protocol=p)) for name, obj in payloads(marker) for p in range(6)
+    ]
+    nested = [
+        (f"{name} in a few-shot fold", pickle.dumps({"train": [(obj, 0, 8)], "test": []}))
+        for name, obj in payloads(marker)
+    ]
+    corpus = []
+    for label, data in [*crafted, *built, *nested]:
+        corpus.append((f"pickle: {label}", "x.pkl", data, safe_pickle_load))
+        corpus.append((f"as checkpoint: {label}", "x.pth", data, load_checkpoint))
+    for name, obj in payloads(marker):
+        legacy = _torch_bytes({"model": obj}, _use_new_zipfile_serialization=False)
+        corpus += [
+            (f"torch.save: {name}", "t.pth", _torch_bytes({"model": obj}), load_checkpoint),
+            (f"legacy torch: {name}", "l.pth", legacy, load_checkpoint),
+            (f"encoder: {name}", "e.pth", _torch_bytes({"state_dict": obj}), load_encoder),
+            (f"object .npy: {name}", "o.npy", npy(np.array([obj, 1], dtype=object)), read_point_file),
+            (f"object .npz: {name}", "o.npz", npz(points=np.array([obj], dtype=object)), read_point_file),
+        ]
+    return corpus
+
+
+def run_hostile_corpus(workdir: Path, report: Report, timeout: float = 10.0) -> None:
+    """Every entry of :func:`hostile_corpus` through :func:`run_case`, counted as reader "hostile corpus"."""
+    marker = workdir / "CODE-EXECUTED-MARKER"
+    counts = report.counts.setdefault("hostile corpus", Counter())
+    report.sources.setdefault("hostile corpus", Counter())
+    tic = time.perf_counter()
+    for i, (label, name, data, reader) in enumerate(hostile_corpus(marker)):
+        target = Target("hostile corpus", label, dict, (), lambda root, r=reader, n=name: r(root / n), None)
+        case = Case({name: data}, name, label)
+        root = workdir / f"hostile-{i}"
+        start = time.perf_counter()
+        outcome = run_case(target, case, root, marker, timeout)
+        report.slowest["hostile corpus"] = max(report.slowest.get("hostile corpus", 0.0), time.perf_counter() - start)
+        if outcome.kind == "loaded":  # a hostile input must never load
+            outcome = Outcome("BAD-OUTPUT", "a hostile pickle loaded")
+        counts[outcome.kind] += 1
+        report.sources["hostile corpus"]["hostile"] += 1
+        if outcome.kind in FAILURES:
+            report.failures.append(("hostile corpus", case, outcome))
+        shutil.rmtree(root, ignore_errors=True)
+    report.seconds["hostile corpus"] = time.perf_counter() - tic
+
+
 def quiet_libraries() -> None:
     logging.getLogger("trimesh").setLevel(logging.CRITICAL)
     logging.getLogger("h5py").setLevel(logging.CRITICAL)
@@ -1310,8 +1387,12 @@ def quiet_libraries() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", type=int, default=5000, help="total generated inputs, split evenly over readers")
-    parser.add_argument("--only", help="comma-separated reader names (default: all): " + ",".join(TARGETS_BY_NAME))
+    parser.add_argument(
+        "--inputs", type=int, default=5000, help="generated inputs, split evenly over readers (+ the hostile corpus)"
+    )
+    parser.add_argument(
+        "--only", help="comma-separated readers (default: all, plus the hostile corpus): " + ",".join(TARGETS_BY_NAME)
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed per input")
     parser.add_argument("--keep", default="fuzz-failures", help="folder for failing inputs (reproduce from there)")
@@ -1326,15 +1407,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="act3d-fuzz-") as tmp:
         for target, n in zip(targets, per_target, strict=True):
             fuzz_target(target, n, Path(tmp), report, seed=args.seed, timeout=args.timeout, keep=keep)
-            counts = report.counts[target.name]
-            print(
-                f"{target.name:18s} {sum(counts.values()):5d} inputs in {report.seconds[target.name]:6.1f} s  "
-                + "  ".join(f"{k}={v}" for k, v in sorted(counts.items())),
-                flush=True,
-            )
+            print(report.progress(target.name), flush=True)
+        if not args.only:
+            run_hostile_corpus(Path(tmp), report, args.timeout)
+            print(report.progress("hostile corpus"), flush=True)
     print()
     print(f"{report.total} inputs in {time.perf_counter() - tic:.0f} s (seed {args.seed}, timeout {args.timeout} s)")
     print(report.table())
+    print("\nhow the inputs were made:\n")
+    print(report.sources_table())
     if report.failures:
         print(f"\n{len(report.failures)} failing inputs (kept in {keep}/):")
         for name, case, outcome in report.failures[:40]:

@@ -143,7 +143,7 @@ def test_sigkill_at_ten_points_resumes_to_the_uninterrupted_weights(reference, t
     for k, mode in enumerate(plan):
         fresh = _classify(*BASE, f"run.output_dir={tmp_path}", "run.name=killed")
         cmd = fresh if k == 0 else _classify("--resume", str(run_dir))
-        since = time.time() - 1
+        since = time.time()  # a .tmp older than this is stale, left by an earlier kill
         proc = subprocess.Popen(cmd, cwd=REPO, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             # progress first: step saved+2 logged means the checkpoint of step saved+1 is on disk
