@@ -18,7 +18,7 @@ from act3d.tasks.runner import train_task
 REPO = Path(__file__).resolve().parents[1]
 ARMS = {
     "pretrained DINOv2 ViT-S/14, VPT-Deep": [],
-    "random-weight ViT-S/14 (--teacher random)": ["teacher.name=random:vit_small_patch16_224"],
+    "random-weight ViT-S (vit_small_patch16_224, --teacher random)": ["teacher.name=random:vit_small_patch16_224"],
     "pretrained, no prompts": ["teacher.prompt_mode=none"],
 }
 
