@@ -13,6 +13,7 @@ import torch
 
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import load_config
+from act3d.engine.logger import read_metrics
 from act3d.errors import TrainingError
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig
 from act3d.tasks.runner import train_task
@@ -58,6 +59,13 @@ def test_sigkill_mid_epoch_then_resume_matches_uninterrupted(tmp_path):
     assert state["epoch"] < 3, "the run finished before it was killed: the test proves nothing"
     act3d("classify", "--resume", str(killed), "--no-progress")
     assert_same_weights(final_weights(killed), final_weights(tmp_path / "straight"), atol=1e-6)
+    # the replayed steps replace, not duplicate, the killed run's log
+    steps = [r["step"] for r in read_metrics(killed / "metrics.jsonl") if "train/loss" in r]
+    assert (
+        steps
+        == sorted(set(steps))
+        == [r["step"] for r in read_metrics(tmp_path / "straight" / "metrics.jsonl") if "train/loss" in r]
+    )
 
 
 @pytest.mark.slow

@@ -40,6 +40,15 @@ class MetricLogger:
             self._writer.close()
 
 
+def truncate_metrics(path: Path, last_step: int) -> None:
+    """Drop records after ``last_step`` (and torn lines): a resumed run replays those steps."""
+    if path.is_file():
+        kept = [json.dumps(r) + "\n" for r in read_metrics(path) if r["step"] <= last_step]
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(path)
+
+
 def read_metrics(path: Path) -> list[dict[str, float]]:
     """All records of a ``metrics.jsonl``; a torn last line (killed run) is skipped."""
     records = []

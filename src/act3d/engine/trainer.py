@@ -26,7 +26,7 @@ from act3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint,
 from act3d.engine.config import OptimizerConfig, SchedulerConfig, TrainConfig
 from act3d.engine.distributed import DistInfo, gather_objects
 from act3d.engine.loader import ResumableSampler, SeededAugment, make_loader
-from act3d.engine.logger import MetricLogger, plot_curves
+from act3d.engine.logger import MetricLogger, plot_curves, truncate_metrics
 from act3d.engine.optim import build_optimizer, build_scheduler
 from act3d.errors import CheckpointError, TrainingError
 
@@ -122,6 +122,8 @@ class Trainer:
         state = _State()
         if resume:
             state = self._restore(model, optimizer, scheduler, scaler)
+            if self.dist.is_main:
+                truncate_metrics(self.run_dir / "metrics.jsonl", state.global_step)
         wrapped = self._wrap(model)
         logger = MetricLogger(self.run_dir) if self.dist.is_main else None
         sampler = ResumableSampler(
