@@ -111,6 +111,16 @@ class RunConfig(Strict):
     name: str | None = None
 
 
+class TrainingRun(Strict):
+    """The sections every training command shares; task schemas add theirs and override defaults."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    run: RunConfig = Field(default_factory=RunConfig)
+
+
 def load_config(schema: type[Schema], path: str | Path | None, overrides: list[str] = ()) -> Schema:
     """Read a YAML preset (with ``base:`` inheritance), apply ``a.b=value`` overrides, validate.
 

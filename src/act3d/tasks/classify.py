@@ -19,13 +19,9 @@ from torch.utils.data import Dataset
 from act3d.data.transforms import ScaleAndTranslate
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import (
-    DataConfig,
     EncoderConfig,
-    OptimizerConfig,
-    RunConfig,
-    SchedulerConfig,
     Strict,
-    TrainConfig,
+    TrainingRun,
 )
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
@@ -69,21 +65,16 @@ class VoteConfig(Strict):
         return f"{what}; mean over {self.repeats} vote repeats (acc_vote_max: the official, optimistic, max)"
 
 
-class ClassifyConfig(Strict):
+class ClassifyConfig(TrainingRun):
     """``act3d classify``: which data, which encoder, which mode, how to train."""
 
     task: Literal["classify"] = "classify"
-    data: DataConfig = Field(default_factory=DataConfig)
     model: EncoderConfig = Field(default_factory=EncoderConfig)
     mode: Mode = "full"
     init: str | None = None
     head_dropout: float = Field(0.5, ge=0, lt=1)
     head_classes: int | None = Field(None, gt=0)
     vote: VoteConfig = Field(default_factory=VoteConfig)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
 
 
 class ClassificationTask:

@@ -28,11 +28,9 @@ from act3d.engine.config import (
     AugmentConfig,
     DataConfig,
     EncoderConfig,
-    OptimizerConfig,
-    RunConfig,
-    SchedulerConfig,
     Strict,
     TrainConfig,
+    TrainingRun,
 )
 from act3d.engine.run import make_run_dir, record_run, write_text_atomic
 from act3d.errors import ConfigError
@@ -55,7 +53,7 @@ class EpisodeConfig(Strict):
     keep_checkpoints: bool = False
 
 
-class FewShotConfig(Strict):
+class FewShotConfig(TrainingRun):
     """``act3d fewshot``: the data to draw episodes from, and the fine-tuning run of each fold."""
 
     task: Literal["fewshot"] = "fewshot"
@@ -73,10 +71,7 @@ class FewShotConfig(Strict):
     init: str | None = None
     head_dropout: float = Field(0.5, ge=0, lt=1)
     head_classes: int | None = Field(None, gt=0)
-    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=150))
-    run: RunConfig = Field(default_factory=RunConfig)
 
     @property
     def official_folds(self) -> bool:

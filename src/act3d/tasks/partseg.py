@@ -22,10 +22,8 @@ from act3d.engine.config import (
     DataConfig,
     EncoderConfig,
     OptimizerConfig,
-    RunConfig,
-    SchedulerConfig,
     Strict,
-    TrainConfig,
+    TrainingRun,
 )
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
@@ -45,7 +43,7 @@ class SegHeadConfig(Strict):
     dropout: float = Field(0.5, ge=0, lt=1)
 
 
-class PartSegConfig(Strict):
+class PartSegConfig(TrainingRun):
     """``act3d partseg``: ShapeNetPart (or any part dataset), 2048 points, G=128, AdamW 2e-4, 300 epochs."""
 
     task: Literal["partseg"] = "partseg"
@@ -62,9 +60,6 @@ class PartSegConfig(Strict):
     init: str | None = None
     head: SegHeadConfig = Field(default_factory=SegHeadConfig)
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=2e-4, weight_decay=0.05))
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
 
 
 # ---------------------------------------------------------------------------------------- metrics

@@ -15,10 +15,9 @@ from act3d.engine.config import (
     DataConfig,
     EncoderConfig,
     OptimizerConfig,
-    RunConfig,
-    SchedulerConfig,
     Strict,
     TrainConfig,
+    TrainingRun,
 )
 from act3d.errors import CheckpointError, ConfigError
 from act3d.models.autoencoder import ACTAutoencoder
@@ -38,7 +37,7 @@ class MaskingConfig(Strict):
     type: Literal["random", "block"] = "random"
 
 
-class PretrainConfig(Strict):
+class PretrainConfig(TrainingRun):
     """``act3d pretrain`` configuration."""
 
     task: Literal["pretrain"] = "pretrain"
@@ -52,9 +51,7 @@ class PretrainConfig(Strict):
     decoder_heads: int = Field(6, gt=0)
     svm_eval: bool = True
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, weight_decay=0.05))
-    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(grad_clip=None))
-    run: RunConfig = Field(default_factory=RunConfig)
 
     @model_validator(mode="after")
     def _needs_teacher(self) -> PretrainConfig:

@@ -10,7 +10,13 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from act3d.engine.config import DataConfig, OptimizerConfig, RunConfig, SchedulerConfig, Strict, TrainConfig
+from act3d.engine.config import (
+    DataConfig,
+    OptimizerConfig,
+    SchedulerConfig,
+    Strict,
+    TrainingRun,
+)
 from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
@@ -40,7 +46,7 @@ class AutoencoderConfig(Strict):
     token_dim: int = Field(384, gt=0)
 
 
-class PretrainTeacherConfig(Strict):
+class PretrainTeacherConfig(TrainingRun):
     """``act3d pretrain-teacher`` configuration."""
 
     task: Literal["pretrain-teacher"] = "pretrain-teacher"
@@ -51,8 +57,6 @@ class PretrainTeacherConfig(Strict):
     kl_weight: KLWeightSchedule = Field(default_factory=KLWeightSchedule)
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=5e-4))
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    run: RunConfig = Field(default_factory=RunConfig)
     pictures: int = Field(4, ge=0)
 
 

@@ -7,8 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
+from act3d.engine.config import TrainingRun
 from act3d.engine.distributed import cleanup_distributed, init_distributed
 from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
 from act3d.engine.trainer import FitResult, Task, Trainer
@@ -16,7 +15,7 @@ from act3d.tasks.stats import epoch_rows, rows_table, run_seeds
 
 
 def train_task(
-    config: BaseModel,
+    config: TrainingRun,
     make_task: Callable[[Any, Path], Task],
     preset: str | Path | None = None,
     resume: bool = False,
@@ -24,8 +23,6 @@ def train_task(
     show_progress: bool = True,
 ) -> tuple[Path, FitResult]:
     """Set up the process, build the task, fit it and write ``results.json`` / ``results.md``.
-
-    ``config`` must have ``train``, ``optimizer``, ``scheduler``, ``data`` and ``run`` sections.
     A task may define ``after_fit(result, device)``, run on the main process after training (voting,
     extra metrics): it may add metrics to ``result.final_metrics`` / ``result.best_metrics`` and notes
     to ``task.info`` before the results files are written.
@@ -61,7 +58,7 @@ def train_task(
 
 
 def train_seeds(
-    config: BaseModel,
+    config: TrainingRun,
     make_task: Callable[[Any, Path], Task],
     seeds: Sequence[int],
     preset: str | Path | None = None,
