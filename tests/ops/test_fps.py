@@ -21,6 +21,12 @@ def naive_fps(cloud: np.ndarray, n: int, first: int = 0) -> np.ndarray:
     return np.array(picked)
 
 
+@pytest.fixture(params=["dense", "buckets"])
+def method(request: pytest.FixtureRequest) -> str:
+    """Both implementations must give the textbook result."""
+    return request.param
+
+
 def assert_valid_fps(cloud: np.ndarray, picked: np.ndarray, atol: float = 1e-6) -> None:
     """Each pick (after the first) is at the largest distance from the earlier picks, up to ``atol``."""
     assert len(set(picked.tolist())) == len(picked)
@@ -31,80 +37,88 @@ def assert_valid_fps(cloud: np.ndarray, picked: np.ndarray, atol: float = 1e-6) 
 
 
 @pytest.mark.parametrize(("B", "N", "n", "seed"), [(1, 1, 1, 0), (2, 50, 10, 1), (3, 257, 64, 2), (4, 1000, 32, 3)])
-def test_matches_naive_loop(B: int, N: int, n: int, seed: int) -> None:
+def test_matches_naive_loop(B: int, N: int, n: int, seed: int, method: str) -> None:
     points = torch.rand(B, N, 3, generator=torch.Generator().manual_seed(seed))
-    idx = farthest_point_sample(points, n)
+    idx = farthest_point_sample(points, n, method=method)
     assert idx.shape == (B, n) and idx.dtype == torch.int64
     for b in range(B):
         np.testing.assert_array_equal(idx[b].numpy(), naive_fps(points[b].double().numpy(), n))
 
 
-def test_n_equal_to_cloud_size_is_a_permutation() -> None:
+def test_n_equal_to_cloud_size_is_a_permutation(method: str) -> None:
     points = torch.rand(3, 40, 3, generator=torch.Generator().manual_seed(0))
-    idx = farthest_point_sample(points, 40)
+    idx = farthest_point_sample(points, 40, method=method)
     for row in idx:
         assert sorted(row.tolist()) == list(range(40))
 
 
-def test_duplicate_points_still_give_distinct_indices() -> None:
+def test_duplicate_points_still_give_distinct_indices(method: str) -> None:
     # 5 distinct positions, each 4 times: once the 5 are picked every distance is 0 and ties go
     # to the lowest unpicked index; the picks stay distinct and valid.
     base = torch.rand(1, 5, 3, generator=torch.Generator().manual_seed(1))
     points = base.repeat(1, 4, 1)
-    idx = farthest_point_sample(points, 20)
+    idx = farthest_point_sample(points, 20, method=method)
     assert sorted(idx[0].tolist()) == list(range(20))
     assert sorted(idx[0, :5].remainder(5).tolist()) == list(range(5))
     np.testing.assert_array_equal(idx[0].numpy(), naive_fps(points[0].double().numpy(), 20))
     assert_valid_fps(points[0].double().numpy(), idx[0].numpy())
 
 
-def test_all_points_identical() -> None:
-    idx = farthest_point_sample(torch.ones(2, 6, 3), 6)
+def test_all_points_identical(method: str) -> None:
+    idx = farthest_point_sample(torch.ones(2, 6, 3), 6, method=method)
     assert idx.tolist() == [list(range(6))] * 2
 
 
-def test_heterogeneous_lengths_match_each_cloud_alone() -> None:
+def test_heterogeneous_lengths_match_each_cloud_alone(method: str) -> None:
     gen = torch.Generator().manual_seed(2)
     lengths = torch.tensor([30, 64, 7])
     points = torch.rand(3, 64, 3, generator=gen)
     points[0, 30:] = 100.0  # padding far away: would be picked at once if not masked
     points[2, 7:] = -100.0
-    idx = farthest_point_sample(points, 7, lengths=lengths)
+    idx = farthest_point_sample(points, 7, lengths=lengths, method=method)
     for b, length in enumerate(lengths.tolist()):
-        torch.testing.assert_close(idx[b], farthest_point_sample(points[b : b + 1, :length], 7)[0])
+        torch.testing.assert_close(idx[b], farthest_point_sample(points[b : b + 1, :length], 7, method=method)[0])
         assert int(idx[b].max()) < length
 
 
-def test_n_equal_to_each_length_is_a_permutation_of_the_valid_points() -> None:
+def test_n_equal_to_each_length_is_a_permutation_of_the_valid_points(method: str) -> None:
     points = torch.rand(2, 10, 3, generator=torch.Generator().manual_seed(3))
-    idx = farthest_point_sample(points, 6, lengths=torch.tensor([6, 10]))
+    idx = farthest_point_sample(points, 6, lengths=torch.tensor([6, 10]), method=method)
     assert sorted(idx[0].tolist()) == list(range(6))
 
 
-def test_random_start_is_reproducible_and_respects_lengths() -> None:
+def test_random_start_is_reproducible_and_respects_lengths(method: str) -> None:
     points = torch.rand(8, 50, 3, generator=torch.Generator().manual_seed(4))
     lengths = torch.tensor([1, 2, 3, 50, 50, 50, 50, 5])
-    first = farthest_point_sample(points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9))
-    again = farthest_point_sample(points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9))
+    first = farthest_point_sample(
+        points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9), method=method
+    )
+    again = farthest_point_sample(
+        points, 1, lengths, start="random", generator=torch.Generator().manual_seed(9), method=method
+    )
     torch.testing.assert_close(first, again)
     assert (first[:, 0] < lengths).all()
     starts = {
-        int(farthest_point_sample(points[3:4], 1, start="random", generator=torch.Generator().manual_seed(s)))
+        int(
+            farthest_point_sample(
+                points[3:4], 1, start="random", generator=torch.Generator().manual_seed(s), method=method
+            )
+        )
         for s in range(10)
     }
     assert len(starts) > 1
-    idx = farthest_point_sample(points, 3, lengths.clamp(min=3), start="random")
+    idx = farthest_point_sample(points, 3, lengths.clamp(min=3), start="random", method=method)
     for b in range(8):
         cloud = points[b, : max(3, int(lengths[b]))].double().numpy()
         np.testing.assert_array_equal(idx[b].numpy(), naive_fps(cloud, 3, int(idx[b, 0])))
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_other_dtypes(dtype: torch.dtype) -> None:
+def test_other_dtypes(dtype: torch.dtype, method: str) -> None:
     points = torch.rand(2, 200, 3, generator=torch.Generator().manual_seed(5)).to(dtype)
-    idx = farthest_point_sample(points, 16)
+    idx = farthest_point_sample(points, 16, method=method)
     # computed in float32 (float64) from the same values: identical to upcasting first
-    torch.testing.assert_close(idx, farthest_point_sample(points.double(), 16))
+    torch.testing.assert_close(idx, farthest_point_sample(points.double(), 16, method=method))
     for b in range(2):
         assert_valid_fps(points[b].double().numpy(), idx[b].numpy())
 
@@ -143,6 +157,23 @@ def test_non_finite_raises(bad: float) -> None:
 def test_bad_start_raises() -> None:
     with pytest.raises(OpError, match="start"):
         farthest_point_sample(torch.rand(1, 4, 3), 2, start="last")  # type: ignore[arg-type]
+    with pytest.raises(OpError, match="method"):
+        farthest_point_sample(torch.rand(1, 4, 3), 2, method="fast")  # type: ignore[arg-type]
+
+
+def test_buckets_on_clustered_clouds_of_many_buckets() -> None:
+    # Clusters of very different density, a cloud size that is not a multiple of the bucket size
+    # and a padded cloud: the bucket bounds must never skip a point whose distance changes.
+    gen = torch.Generator().manual_seed(7)
+    centres = torch.rand(2, 6, 3, generator=gen) * 10
+    spread = torch.tensor([0.01, 0.1, 1.0, 0.001, 0.5, 2.0]).repeat_interleave(150)[None, :, None]
+    points = centres.repeat_interleave(150, dim=1) + spread * torch.randn(2, 900, 3, generator=gen)
+    lengths = torch.tensor([900, 611])
+    idx = farthest_point_sample(points, 150, lengths, method="buckets")
+    torch.testing.assert_close(idx, farthest_point_sample(points, 150, lengths, method="dense"))
+    for b in range(2):
+        cloud = points[b, : int(lengths[b])].double().numpy()
+        np.testing.assert_array_equal(idx[b].numpy(), naive_fps(cloud, 150))
 
 
 def test_gather_points() -> None:
