@@ -34,15 +34,15 @@ def dense_chamfer(a: torch.Tensor, b: torch.Tensor, norm: int) -> torch.Tensor:
 
 @pytest.mark.parametrize("norm", [1, 2])
 @pytest.mark.parametrize(("B", "N", "M", "seed"), [(1, 1, 1, 0), (2, 30, 45, 1), (3, 200, 100, 2), (2, 64, 64, 3)])
-def test_matches_naive_loop(norm: int, B: int, N: int, M: int, seed: int) -> None:
+def test_matches_naive_loop(norm: int, B: int, N: int, M: int, seed: int, method: str) -> None:
     gen = torch.Generator().manual_seed(seed)
     a, b = torch.rand(B, N, 3, generator=gen), torch.randn(B, M, 3, generator=gen)
-    per_pair = chamfer_distance(a, b, norm=norm, reduction="none")
+    per_pair = chamfer_distance(a, b, norm=norm, reduction="none", method=method)
     assert per_pair.shape == (B,) and per_pair.dtype == torch.float32
     expected = [naive_chamfer(a[i].double().numpy(), b[i].double().numpy(), norm) for i in range(B)]
     np.testing.assert_allclose(per_pair.numpy(), expected, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(chamfer_distance(a, b, norm=norm), per_pair.mean())
-    torch.testing.assert_close(chamfer_distance(a, b, norm=norm, reduction="sum"), per_pair.sum())
+    torch.testing.assert_close(chamfer_distance(a, b, norm=norm, method=method), per_pair.mean())
+    torch.testing.assert_close(chamfer_distance(a, b, norm=norm, reduction="sum", method=method), per_pair.sum())
 
 
 def test_identical_clouds_give_zero_and_finite_gradients() -> None:
@@ -55,12 +55,12 @@ def test_identical_clouds_give_zero_and_finite_gradients() -> None:
 
 
 @pytest.mark.parametrize("norm", [1, 2])
-def test_gradient_matches_dense_autograd(norm: int) -> None:
+def test_gradient_matches_dense_autograd(norm: int, method: str) -> None:
     gen = torch.Generator().manual_seed(5)
     a = torch.rand(3, 40, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     b = torch.rand(3, 25, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     weights = torch.rand(3, generator=gen, dtype=torch.float64)
-    ours = torch.autograd.grad((chamfer_distance(a, b, norm, reduction="none") * weights).sum(), (a, b))
+    ours = torch.autograd.grad((chamfer_distance(a, b, norm, reduction="none", method=method) * weights).sum(), (a, b))
     dense = torch.autograd.grad((dense_chamfer(a, b, norm) * weights).sum(), (a, b))
     for got, expected in zip(ours, dense, strict=True):
         torch.testing.assert_close(got, expected)
@@ -74,26 +74,26 @@ def test_gradient_matches_finite_differences(norm: int) -> None:
     assert torch.autograd.gradcheck(lambda x, y: chamfer_distance(x, y, norm), (a, b), eps=1e-7)
 
 
-def test_heterogeneous_lengths_match_each_pair_alone() -> None:
+def test_heterogeneous_lengths_match_each_pair_alone(method: str) -> None:
     gen = torch.Generator().manual_seed(7)
     a, b = torch.rand(3, 40, 3, generator=gen), torch.rand(3, 30, 3, generator=gen)
     a[:, 20:] = 9.0  # padding far away: would dominate if not masked
     b[:, 10:] = 0.5  # padding inside the cloud: would be found as a neighbour if not masked
     a_len, b_len = torch.tensor([20, 5, 20]), torch.tensor([10, 10, 1])
     for norm in (1, 2):
-        per_pair = chamfer_distance(a, b, norm, a_len, b_len, reduction="none")
+        per_pair = chamfer_distance(a, b, norm, a_len, b_len, reduction="none", method=method)
         for i in range(3):
-            alone = chamfer_distance(a[i : i + 1, : a_len[i]], b[i : i + 1, : b_len[i]], norm)
+            alone = chamfer_distance(a[i : i + 1, : a_len[i]], b[i : i + 1, : b_len[i]], norm, method=method)
             torch.testing.assert_close(per_pair[i], alone)
 
 
-def test_chunked_equals_unchunked_in_value_and_gradient() -> None:
+def test_chunked_equals_unchunked_in_value_and_gradient(method: str) -> None:
     gen = torch.Generator().manual_seed(8)
     a = torch.rand(2, 300, 3, generator=gen, requires_grad=True)
     b = torch.rand(2, 200, 3, generator=gen)
-    whole = chamfer_distance(a, b, 1, memory_budget_bytes=2**30)
+    whole = chamfer_distance(a, b, 1, memory_budget_bytes=2**30, method=method)
     (grad_whole,) = torch.autograd.grad(whole, a)
-    tiny = chamfer_distance(a, b, 1, memory_budget_bytes=1)
+    tiny = chamfer_distance(a, b, 1, memory_budget_bytes=1, method=method)
     (grad_tiny,) = torch.autograd.grad(tiny, a)
     torch.testing.assert_close(tiny, whole, rtol=0, atol=0)
     torch.testing.assert_close(grad_tiny, grad_whole, rtol=0, atol=0)

@@ -21,12 +21,6 @@ def naive_fps(cloud: np.ndarray, n: int, first: int = 0) -> np.ndarray:
     return np.array(picked)
 
 
-@pytest.fixture(params=["dense", "buckets"])
-def method(request: pytest.FixtureRequest) -> str:
-    """Both implementations must give the textbook result."""
-    return request.param
-
-
 def assert_valid_fps(cloud: np.ndarray, picked: np.ndarray, atol: float = 1e-6) -> None:
     """Each pick (after the first) is at the largest distance from the earlier picks, up to ``atol``."""
     assert len(set(picked.tolist())) == len(picked)

@@ -21,7 +21,7 @@ def naive_knn(query: np.ndarray, points: np.ndarray, k: int) -> np.ndarray:
 
 
 def assert_matches_naive(
-    query: torch.Tensor, points: torch.Tensor, k: int, dists: torch.Tensor, idx: torch.Tensor
+    query: torch.Tensor, points: torch.Tensor, k: int, dists: torch.Tensor, idx: torch.Tensor, atol: float = 1e-6
 ) -> None:
     """Distances equal the naive ones and the indices point at points with exactly those distances.
 
@@ -29,8 +29,8 @@ def assert_matches_naive(
     """
     q, p = query.double().numpy(), points.double().numpy()
     expected = naive_knn(q, p, k)
-    np.testing.assert_allclose(dists.double().numpy(), expected, atol=1e-6, rtol=1e-5)
-    np.testing.assert_allclose(((q[:, None] - p[idx.numpy()]) ** 2).sum(-1), expected, atol=1e-6, rtol=1e-5)
+    np.testing.assert_allclose(dists.double().numpy(), expected, atol=atol, rtol=1e-5)
+    np.testing.assert_allclose(((q[:, None] - p[idx.numpy()]) ** 2).sum(-1), expected, atol=atol, rtol=1e-5)
     assert all(len(set(row)) == k for row in idx.tolist())
 
 
@@ -46,10 +46,10 @@ def assert_matches_naive(
         (2, 30, 2000, 1, 6),  # group pre-selection with k=1, columns padded to a multiple of the group
     ],
 )
-def test_matches_naive_loop(B: int, M: int, N: int, k: int, seed: int) -> None:
+def test_matches_naive_loop(B: int, M: int, N: int, k: int, seed: int, method: str) -> None:
     gen = torch.Generator().manual_seed(seed)
     query, points = torch.rand(B, M, 3, generator=gen), torch.randn(B, N, 3, generator=gen)
-    dists, idx = knn(query, points, k)
+    dists, idx = knn(query, points, k, method=method)
     assert dists.shape == idx.shape == (B, M, k)
     assert dists.dtype == torch.float32 and idx.dtype == torch.int64
     assert (dists[..., 1:] >= dists[..., :-1]).all() and (dists >= 0).all()
@@ -57,58 +57,76 @@ def test_matches_naive_loop(B: int, M: int, N: int, k: int, seed: int) -> None:
         assert_matches_naive(query[b], points[b], k, dists[b], idx[b])
 
 
-def test_far_from_origin_keeps_precision() -> None:
+@pytest.mark.parametrize("k", [1, 20])
+def test_buckets_on_clustered_clouds_and_far_queries(k: int) -> None:
+    # Clusters of very different density, queries far outside the cloud, padded clouds and sizes
+    # that are not multiples of the bucket size: no skipped bucket may hold a neighbour.
+    gen = torch.Generator().manual_seed(11)
+    centres = torch.rand(2, 5, 3, generator=gen) * 10
+    spread = torch.tensor([0.001, 0.03, 0.3, 1.0, 3.0]).repeat_interleave(150)[None, :, None]
+    points = centres.repeat_interleave(150, dim=1) + spread * torch.randn(2, 750, 3, generator=gen)
+    query = torch.cat([points[:, ::7], 30 * torch.randn(2, 40, 3, generator=gen)], dim=1)
+    lengths = torch.tensor([750, 333])
+    dists, idx = knn(query, points, k, point_lengths=lengths, method="buckets")
+    for b in range(2):
+        assert int(idx[b].max()) < lengths[b]
+        # coordinates up to ~20 from the origin point: near-ties within float32 rounding of the
+        # expanded formula (~1e-7 x 20²) may pick either point, as in the dense path
+        assert_matches_naive(query[b], points[b, : lengths[b]], k, dists[b], idx[b], atol=1e-4)
+
+
+def test_far_from_origin_keeps_precision(method: str) -> None:
     # the expanded formula on raw coordinates ~1e4 would lose all float32 precision at this scale
     gen = torch.Generator().manual_seed(6)
     points = 1e4 + torch.rand(1, 200, 3, generator=gen)
-    dists, idx = knn(points[:, :20], points, 4)
+    dists, idx = knn(points[:, :20], points, 4, method=method)
     assert_matches_naive(points[0, :20], points[0], 4, dists[0], idx[0])
 
 
-def test_queries_in_the_cloud_find_themselves_first() -> None:
+def test_queries_in_the_cloud_find_themselves_first(method: str) -> None:
     points = torch.rand(2, 100, 3, generator=torch.Generator().manual_seed(7))
-    dists, idx = knn(points, points, 2)
+    dists, idx = knn(points, points, 2, method=method)
     assert idx[..., 0].tolist() == [list(range(100))] * 2
     assert (dists[..., 0] == 0).all()
 
 
-def test_ties_with_duplicate_points() -> None:
+def test_ties_with_duplicate_points(method: str) -> None:
     base = torch.rand(1, 6, 3, generator=torch.Generator().manual_seed(8))
     points = torch.cat([base, base, base], 1)  # every distance appears three times
-    dists, idx = knn(base, points, 5)
+    dists, idx = knn(base, points, 5, method=method)
     assert_matches_naive(base[0], points[0], 5, dists[0], idx[0])
     assert (dists[..., :3] == 0).all()
     assert sorted(idx[0, 0, :3].tolist()) == [0, 6, 12]
 
 
-def test_k_equal_to_cloud_size_returns_every_point() -> None:
+def test_k_equal_to_cloud_size_returns_every_point(method: str) -> None:
     gen = torch.Generator().manual_seed(9)
     query, points = torch.rand(2, 5, 3, generator=gen), torch.rand(2, 33, 3, generator=gen)
-    dists, idx = knn(query, points, 33)
+    dists, idx = knn(query, points, 33, method=method)
     assert (idx.sort(-1).values == torch.arange(33)).all()
     assert_matches_naive(query[1], points[1], 33, dists[1], idx[1])
 
 
-def test_heterogeneous_lengths_match_each_cloud_alone() -> None:
+def test_heterogeneous_lengths_match_each_cloud_alone(method: str) -> None:
     gen = torch.Generator().manual_seed(10)
     query, points = torch.rand(3, 12, 3, generator=gen), torch.rand(3, 90, 3, generator=gen)
     points[:, 40:] = 0.5  # padding inside the cloud: would be found if not masked
     q_len, p_len = torch.tensor([12, 3, 7]), torch.tensor([40, 5, 90])
-    dists, idx = knn(query, points, 5, query_lengths=q_len, point_lengths=p_len)
+    dists, idx = knn(query, points, 5, query_lengths=q_len, point_lengths=p_len, method=method)
     for b in range(3):
-        d_alone, i_alone = knn(query[b : b + 1, : q_len[b]], points[b : b + 1, : p_len[b]], 5)
+        d_alone, i_alone = knn(query[b : b + 1, : q_len[b]], points[b : b + 1, : p_len[b]], 5, method=method)
         torch.testing.assert_close(dists[b, : q_len[b]], d_alone[0])
         torch.testing.assert_close(idx[b, : q_len[b]], i_alone[0])
         assert (dists[b, q_len[b] :] == 0).all() and (idx[b, q_len[b] :] == 0).all()
 
 
-def test_chunked_equals_unchunked() -> None:
+def test_chunked_equals_unchunked(method: str) -> None:
     gen = torch.Generator().manual_seed(11)
     query, points = torch.rand(2, 50, 3, generator=gen), torch.rand(2, 700, 3, generator=gen)
     lengths = torch.tensor([700, 333])
-    whole = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=2**30)
-    tiny = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=1)  # one query per chunk
-    odd = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=7 * 2 * 704 * 4)  # 7 queries
+    whole = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=2**30, method=method)
+    tiny = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=1, method=method)  # one query per chunk
+    odd = knn(query, points, 8, point_lengths=lengths, memory_budget_bytes=7 * 2 * 704 * 4, method=method)  # 7 queries
     for other in (tiny, odd):
         torch.testing.assert_close(other[0], whole[0], rtol=0, atol=0)
         torch.testing.assert_close(other[1], whole[1], rtol=0, atol=0)
@@ -148,11 +166,11 @@ def test_half_inputs_close_to_float32(dtype: torch.dtype) -> None:
     torch.testing.assert_close(dists, knn(query, points, 6)[0], rtol=0, atol=0.02)
 
 
-def test_float64_and_gradient_against_dense_autograd() -> None:
+def test_float64_and_gradient_against_dense_autograd(method: str) -> None:
     gen = torch.Generator().manual_seed(13)
     query = torch.rand(2, 15, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     points = torch.rand(2, 40, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-    dists, idx = knn(query, points, 4)
+    dists, idx = knn(query, points, 4, method=method)
     assert dists.dtype == torch.float64
     weights = torch.rand(dists.shape, generator=gen, dtype=torch.float64)
     (dists * weights).sum().backward()
@@ -182,6 +200,11 @@ def test_bad_input_raises(
 ) -> None:
     with pytest.raises(OpError, match=message):
         knn(query, points, k, point_lengths=lengths)
+
+
+def test_unknown_method_raises() -> None:
+    with pytest.raises(OpError, match="method"):
+        knn(torch.rand(1, 4, 3), torch.rand(1, 4, 3), 1, method="kdtree")  # type: ignore[arg-type]
 
 
 def test_non_finite_raises() -> None:

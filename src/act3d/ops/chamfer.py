@@ -19,6 +19,7 @@ def chamfer_distance(
     reduction: Literal["mean", "sum", "none"] = "mean",
     memory_budget_bytes: int | None = None,
     check_finite: bool = True,
+    method: Literal["auto", "dense", "buckets"] = "auto",
 ) -> torch.Tensor:
     """Symmetric Chamfer distance, per cloud pair, reduced over the batch.
 
@@ -46,6 +47,7 @@ def chamfer_distance(
         reduction: ``"mean"`` or ``"sum"`` over the batch, or ``"none"`` for the ``(B,)`` per-pair values.
         memory_budget_bytes: bytes allowed for one block of distances (default: the module setting).
         check_finite: reject NaN/Inf in the inputs.
+        method: how :func:`knn` searches (``"auto"``, ``"dense"`` or ``"buckets"``).
 
     Returns:
         A scalar (or ``(B,)`` for ``reduction="none"``), float32 (float64 for float64 input).
@@ -57,8 +59,8 @@ def chamfer_distance(
         raise OpError(f"norm must be 1 or 2, got {norm!r}")
     if reduction not in ("mean", "sum", "none"):
         raise OpError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    a_to_b = knn(a, b, 1, a_lengths, b_lengths, memory_budget_bytes, check_finite)[0][..., 0]
-    b_to_a = knn(b, a, 1, b_lengths, a_lengths, memory_budget_bytes, check_finite)[0][..., 0]
+    a_to_b = knn(a, b, 1, a_lengths, b_lengths, memory_budget_bytes, check_finite, method)[0][..., 0]
+    b_to_a = knn(b, a, 1, b_lengths, a_lengths, memory_budget_bytes, check_finite, method)[0][..., 0]
     if norm == 1:
         a_to_b, b_to_a = _safe_sqrt(a_to_b), _safe_sqrt(b_to_a)
     per_pair = _mean(a_to_b, a_lengths) + _mean(b_to_a, b_lengths)

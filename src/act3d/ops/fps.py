@@ -8,7 +8,7 @@ import torch
 
 from act3d.errors import OpError
 from act3d.ops._checks import check_cloud, check_count, compute_dtype, padding_mask
-from act3d.ops._morton import morton_order
+from act3d.ops._curve import curve_order
 
 BUCKET_SIZE = 64
 """Points per bucket of the bucketed FPS (32 and 64 measured equal at N=8192, 16 and 128 slower)."""
@@ -40,7 +40,7 @@ def farthest_point_sample(
 
     Two exact implementations, which return the same indices. ``"dense"``: each pick is a batched,
     in-place update of a ``(B, N)`` min-distance array with no host synchronisation (best on GPUs
-    and for small clouds). ``"buckets"``: the points are sorted along a Z-order curve into buckets of
+    and for small clouds). ``"buckets"``: the points are sorted along a Hilbert curve into buckets of
     :data:`BUCKET_SIZE` with bounding boxes, and a pick only updates the buckets whose box is closer
     to it than their current largest min-distance (the others cannot change); one host sync per
     pick. ``"auto"`` takes the buckets on CPU from :data:`BUCKETS_FROM` points on. Distances are
@@ -144,7 +144,7 @@ def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: to
     if lengths is not None:
         coords = torch.where(padding_mask(lengths, N), coords[:, :, :1], coords)
     num_buckets = -(-N // BUCKET_SIZE)
-    order = torch.nn.functional.pad(morton_order(coords), (0, num_buckets * BUCKET_SIZE - N), value=N)
+    order = torch.nn.functional.pad(curve_order(coords.permute(1, 2, 0)), (0, num_buckets * BUCKET_SIZE - N), value=N)
     valid = order < (N if lengths is None else lengths[:, None])
     table = torch.cat(
         [coords.gather(2, order.clamp_max(N - 1).expand(3, -1, -1)), coords.new_empty(1, B, order.shape[1])]
