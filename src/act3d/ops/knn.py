@@ -13,8 +13,10 @@ from act3d.ops._checks import check_cloud, check_count, check_same_batch, comput
 from act3d.ops._distance import distance_blocks
 from act3d.ops.gather import gather_points
 
-BUCKETS_FROM = {1: 2048, "k > 1": 8192}
-"""``method="auto"`` searches buckets on CPU when both clouds have at least this many points.
+BUCKETS_FROM = 8192
+"""``method="auto"`` searches buckets on CPU when both clouds have at least this many points ..."""
+BUCKETS_FROM_K1 = 2048
+"""... or this many for ``k = 1``.
 
 Measured (B=32, 1 thread, uniform clouds, dense vs buckets): k=1 at 2048 x 2048 points 114 vs
 88 ms, 8192 x 8192 1259 vs 386 ms, 8192 points x 512 queries 92 vs 110 ms; k=16 at 2048 x 2048
@@ -47,7 +49,8 @@ def knn(
     ``method="buckets"`` searches only the parts of each cloud that can hold a neighbour (Hilbert
     buckets with bounding boxes, see :mod:`act3d.ops._bucket_search`): same result, one host sync
     per chunk, much less work for large clouds. ``"auto"`` takes it on CPU when both clouds are
-    at least :data:`BUCKETS_FROM` points; ``"dense"`` always searches every point (best on GPUs).
+    at least :data:`BUCKETS_FROM` points (:data:`BUCKETS_FROM_K1` for ``k = 1``); ``"dense"``
+    always searches every point (best on GPUs).
 
     Args:
         query: ``(B, M, 3)`` float16, bfloat16, float32 or float64 padded query clouds.
@@ -77,7 +80,7 @@ def knn(
     dtype = compute_dtype(query, points)
     query, points = query.to(dtype), points.to(dtype)
     smallest = min(query.shape[1], points.shape[1])
-    large = smallest >= BUCKETS_FROM[1 if k == 1 else "k > 1"]
+    large = smallest >= (BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM)
     if method == "buckets" or (method == "auto" and points.device.type == "cpu" and large):
         idx = bucketed_knn_indices(query, points, k, point_lengths, memory_budget_bytes)
     else:
