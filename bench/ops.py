@@ -35,10 +35,10 @@ NAIVE_LIMIT_BYTES = 4 * GiB  # naive versions that would allocate more than this
 # ----------------------------------------------------------------------------------------------
 # the implementations under test: each builder returns a zero-argument callable running the op
 # ----------------------------------------------------------------------------------------------
-def ours_fps(x: torch.Tensor, g: int) -> Callable[[], object]:
+def ours_fps(x: torch.Tensor, g: int, method: str) -> Callable[[], object]:
     from act3d.ops import farthest_point_sample
 
-    return lambda: farthest_point_sample(x, g)
+    return lambda: farthest_point_sample(x, g, method=method)
 
 
 def naive_fps_per_cloud(x: torch.Tensor, g: int) -> Callable[[], object]:
@@ -89,10 +89,10 @@ def fpsample_fps(x: torch.Tensor, g: int, h: int) -> Callable[[], object]:
     return lambda: [fpsample.bucket_fps_kdline_sampling(c, g, h, start_idx=0) for c in clouds]
 
 
-def ours_knn(x: torch.Tensor, c: torch.Tensor, k: int) -> Callable[[], object]:
+def ours_knn(x: torch.Tensor, c: torch.Tensor, k: int, method: str) -> Callable[[], object]:
     from act3d.ops import knn
 
-    return lambda: knn(c, x, k)
+    return lambda: knn(c, x, k, method=method)
 
 
 def naive_knn(x: torch.Tensor, c: torch.Tensor, k: int) -> Callable[[], object]:
@@ -105,10 +105,10 @@ def kdtree_knn(x: torch.Tensor, c: torch.Tensor, k: int, lib: str, threads: int)
     return lambda: [query(build(p), q, k) for p, q in zip(clouds, centres, strict=True)]
 
 
-def ours_chamfer(a: torch.Tensor, b: torch.Tensor, backward: bool) -> Callable[[], object]:
+def ours_chamfer(a: torch.Tensor, b: torch.Tensor, backward: bool, method: str) -> Callable[[], object]:
     from act3d.ops import chamfer_distance
 
-    return _with_backward(lambda: chamfer_distance(a, b, norm=1), (a, b), backward)
+    return _with_backward(lambda: chamfer_distance(a, b, norm=1, method=method), (a, b), backward)
 
 
 def naive_chamfer(a: torch.Tensor, b: torch.Tensor, backward: bool) -> Callable[[], object]:
@@ -153,6 +153,10 @@ def _kdtree(lib: str, threads: int) -> tuple[Callable, Callable]:
 # ----------------------------------------------------------------------------------------------
 # one measurement, in a subprocess
 # ----------------------------------------------------------------------------------------------
+OURS = {"ours": "auto", "ours, dense": "dense", "ours, buckets": "buckets"}
+"""Our rows: what ``method="auto"`` picks (what users get), and each implementation forced."""
+
+
 def build_case(case: dict) -> Callable[[], object]:
     """Inputs (seeded) and the callable for one case description."""
     gen = torch.Generator().manual_seed(0)
@@ -161,8 +165,9 @@ def build_case(case: dict) -> Callable[[], object]:
         x, g = torch.rand(B, N, 3, generator=gen), case["G"]
         if impl.startswith("fpsample"):
             return fpsample_fps(x, g, case["h"])
-        builders = {"ours": ours_fps, "naive (per-cloud loop)": naive_fps_per_cloud}
-        return builders.get(impl, naive_fps_batched)(x, g)
+        if impl in OURS:
+            return ours_fps(x, g, OURS[impl])
+        return (naive_fps_per_cloud if impl == "naive (per-cloud loop)" else naive_fps_batched)(x, g)
     if case["op"] == "knn":
         from act3d.ops import farthest_point_sample, gather_points
 
@@ -171,13 +176,13 @@ def build_case(case: dict) -> Callable[[], object]:
         k = case["K"]
         if impl in ("cKDTree", "pykdtree"):
             return kdtree_knn(x, c, k, impl, threads)
-        return (ours_knn if impl == "ours" else naive_knn)(x, c, k)
+        return ours_knn(x, c, k, OURS[impl]) if impl in OURS else naive_knn(x, c, k)
     backward = case["op"] == "chamfer fwd+bwd"
     a = torch.rand(B, N, 3, generator=gen, requires_grad=backward)
     b = torch.rand(B, N, 3, generator=gen, requires_grad=backward)
     if impl in ("cKDTree", "pykdtree"):
         return kdtree_chamfer(a, b, impl, threads)
-    return (ours_chamfer if impl == "ours" else naive_chamfer)(a, b, backward)
+    return ours_chamfer(a, b, backward, OURS[impl]) if impl in OURS else naive_chamfer(a, b, backward)
 
 
 def memory_kib(field: str) -> int:
@@ -237,24 +242,24 @@ def naive_bytes(case: dict) -> int:
 def plan(quick: bool, threads: int, repeats: int) -> list[dict]:
     B = 4 if quick else 32
     sizes = [(1024, 64), (2048, 128)] if quick else [(1024, 64), (2048, 128), (8192, 512)]
-    chamfer_sizes = [1024] if quick else [1024, 8192]
+    chamfer_sizes = [1024] if quick else [1024, 2048, 8192]
     base = {"B": B, "threads": threads, "repeats": repeats}
     cases = []
     for n, g in sizes:
         heights = (3,) if quick else (3, 5, 7)
         fps = [
-            "ours",
+            *OURS,
             "naive (per-cloud loop)",
             "pointMLP (batched loop)",
             "fpsample.fps_sampling",
             *[f"fpsample kdline h={h}" for h in heights],
         ]
         cases += [{**base, "op": "fps", "N": n, "G": g, "impl": i, "h": int(i[-1]) if "h=" in i else 0} for i in fps]
-        knn = ["ours", "naive (cdist + topk)", "cKDTree", "pykdtree"]
+        knn = [*OURS, "naive (cdist + topk)", "cKDTree", "pykdtree"]
         cases += [{**base, "op": "knn", "N": n, "G": g, "K": 32, "impl": i} for i in knn]
     for n in chamfer_sizes:
         for op in ("chamfer fwd", "chamfer fwd+bwd"):
-            impls = ["ours", "naive (full cdist)"] + (["cKDTree", "pykdtree"] if op == "chamfer fwd" else [])
+            impls = [*OURS, "naive (full cdist)"] + (["cKDTree", "pykdtree"] if op == "chamfer fwd" else [])
             cases += [{**base, "op": op, "N": n, "impl": i} for i in impls]
     return cases
 
