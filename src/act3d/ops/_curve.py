@@ -16,12 +16,13 @@ BITS = 7  # per axis: a 128³ grid, codes of 21 bits
 
 def grid_frame(*clouds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(lo, scale)``: ``(B, 1, 3)`` corner and ``(B, 1, 1)`` cells per unit of the joint bounding
-    cube of ``clouds``, each ``(B, N_i, 3)``.
+    cube of ``clouds``, each ``(B, N_i, 3)``; ``scale`` is 0 where the cube is a point (or too small
+    for its inverse to be finite).
     """
     lo = torch.stack([c.amin(1, keepdim=True) for c in clouds]).amin(0)
     hi = torch.stack([c.amax(1, keepdim=True) for c in clouds]).amax(0)
     side = (hi - lo).amax(-1, keepdim=True)
-    return lo, 2**BITS / side.clamp_min(torch.finfo(side.dtype).tiny)
+    return lo, torch.nan_to_num(2**BITS / side, posinf=0.0)  # a cloud of one position: a single cell
 
 
 def hilbert_codes(cells: torch.Tensor, bits: int = BITS) -> torch.Tensor:
