@@ -140,7 +140,8 @@ def _search(
         bound = _first_bound(q.rows[rows], p.rows[nearby[rows]].flatten(1, 2), k).view(-1, nq)
         bound = bound * (1 + _BOUND_SLACK) + _BOUND_SLACK * 1e-2 * side[batch, None] ** 2
         gap = _box_gap(q.lo[batch], q.hi[batch], p_lo[batch], p_hi[batch])  # (b, nq, nb)
-        candidates = _reachable_buckets(gap <= bound[..., None], first * p.count, p.rows.shape[0] - 1)
+        reach = ~(gap > bound[..., None])  # a NaN bound (overflowing distances) prunes nothing
+        candidates = _reachable_buckets(reach, first * p.count, p.rows.shape[0] - 1)
         found[rows] = _nearest_slots(q.rows[rows], p, candidates, k, memory_budget_bytes)
     return found
 
