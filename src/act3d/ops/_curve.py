@@ -73,8 +73,11 @@ def sort_codes(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """
     B, N = codes.shape
     batch = torch.arange(B, device=codes.device)[:, None]
-    keys, order = (codes | (batch << 3 * BITS)).view(-1).sort(stable=True)
-    return keys.view(B, N) & (2 ** (3 * BITS) - 1), order.view(B, N) - batch * N
+    keys = codes | (batch << 3 * BITS)
+    if B <= 2 ** (31 - 3 * BITS):
+        keys = keys.int()  # int32 keys sort in half the time
+    keys, order = keys.view(-1).sort(stable=True)
+    return keys.view(B, N).long() & (2 ** (3 * BITS) - 1), order.view(B, N) - batch * N
 
 
 def curve_order(points: torch.Tensor) -> torch.Tensor:

@@ -138,7 +138,8 @@ def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: to
     A table ``(4, B * nb, S)`` holds each bucket's coordinates and min-distances; padded points (and
     the slots that round ``N`` up to ``nb * S``) sit on point 0 with min-distance ``-inf``. A bucket
     with box lower bound ``lb`` to the new pick and largest min-distance ``top`` can only change if
-    ``lb <= top``; those buckets are gathered, updated and written back. Returns ``(B, n)`` int64.
+    ``lb <= top``; those buckets are gathered, updated and written back. Indices inside the loop are
+    global (``b * N + i``) so every lookup is one ``index_select``. Returns ``(B, n)`` int64.
     """
     _, B, N = coords.shape
     if lengths is not None:
@@ -151,43 +152,46 @@ def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: to
     )
     table[3] = torch.where(valid, float("inf"), float("-inf"))
     table = table.view(4, B * num_buckets, BUCKET_SIZE)
+    min_dist = table[3]
     lo = table[:3].amin(2).view(3, B, num_buckets)
     hi = table[:3].amax(2).view(3, B, num_buckets)
-    batch = torch.arange(B, device=coords.device)
-    position = torch.empty(B, N, dtype=torch.int64, device=coords.device)  # original index -> table slot
-    slots = torch.arange(num_buckets * BUCKET_SIZE, device=coords.device) + batch[:, None] * order.shape[1]
-    position.scatter_(1, order[:, :N], slots[:, :N])
+    offset = torch.arange(B, device=coords.device)[:, None] * N
+    global_order = torch.where(order < N, order + offset, B * N).view(B * num_buckets, BUCKET_SIZE)
+    slot_of = torch.empty(B * N, dtype=torch.int64, device=coords.device)  # global index -> table slot
+    slot_of[global_order[global_order < B * N]] = (global_order < B * N).view(-1).nonzero().view(-1)
+    flat_coords = coords.reshape(3, B * N)
     top = coords.new_full((B * num_buckets,), float("inf"))
     picked = torch.empty(n, B, dtype=torch.int64, device=coords.device)
-    picked[0] = first
+    picked[0] = first + offset[:, 0]
     for i in range(1, n):
-        centre = coords.gather(2, picked[i - 1].view(1, B, 1).expand(3, B, 1))  # (3, B, 1)
-        table[3].view(-1).index_fill_(0, position.view(-1).index_select(0, picked[i - 1] + batch * N), float("-inf"))
+        centre = flat_coords.index_select(1, picked[i - 1]).unsqueeze(-1)  # (3, B, 1)
+        min_dist.view(-1).index_fill_(0, slot_of.index_select(0, picked[i - 1]), float("-inf"))
         bound = torch.maximum(lo - centre, centre - hi).clamp_min_(0).square_().sum(0)  # (B, nb)
         rows = (bound.view(-1) <= top).nonzero().view(-1)
         block = table.index_select(1, rows)  # (4, A, S)
         owner = torch.div(rows, num_buckets, rounding_mode="floor")
-        dist = block[:3].sub_(centre.view(3, B).index_select(1, owner).unsqueeze(-1)).square_().sum(0)
-        torch.minimum(block[3], dist, out=dist)
-        table[3].index_copy_(0, rows, dist)
+        diff = block[:3].sub_(centre.squeeze(-1).index_select(1, owner).unsqueeze(-1)).square_()
+        dist = torch.minimum(block[3], diff[0].add_(diff[1]).add_(diff[2]))
+        min_dist.index_copy_(0, rows, dist)
         top.index_copy_(0, rows, dist.amax(1))
-        picked[i] = _bucketed_argmax(top.view(B, num_buckets), table[3], order)
-    return picked.T.contiguous()
+        picked[i] = _bucketed_argmax(top.view(B, num_buckets), min_dist, global_order)
+    return (picked - offset.T).T.contiguous()
 
 
 def _bucketed_argmax(top: torch.Tensor, min_dist: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` original index of the largest min-distance per cloud, lowest index among ties.
+    """``(B,)`` index in ``order`` of the largest min-distance per cloud, lowest index among ties.
 
-    ``top: (B, nb)`` bucket maxima, ``min_dist: (B * nb, S)``, ``order: (B, nb * S)`` original index
-    of each slot (``N`` for filler slots). When one bucket per cloud holds the maximum (the usual
-    case) only those buckets are searched; ties across buckets search the whole table.
+    ``top: (B, nb)`` bucket maxima, ``min_dist: (B * nb, S)``, ``order: (B * nb, S)`` index of
+    each slot, increasing with the cloud (larger than any real index for filler slots). When one
+    bucket per cloud holds the maximum (the usual case) only those buckets are searched; ties
+    across buckets search the whole table.
     """
-    B, num_buckets = top.shape
+    B = top.shape[0]
     best = top.amax(1, keepdim=True)
     holders = top == best
     if int(holders.sum()) == B:
         rows = holders.view(-1).nonzero().view(-1)
-        values, index = min_dist.index_select(0, rows), order.view(B * num_buckets, -1).index_select(0, rows)
+        values, index = min_dist.index_select(0, rows), order.index_select(0, rows)
     else:
-        values, index = min_dist.view(B, -1), order
-    return torch.where(values == best, index, order.shape[1]).amin(1)
+        values, index = min_dist.view(B, -1), order.view(B, -1)
+    return torch.where(values == best, index, torch.iinfo(torch.int64).max).amin(1)
