@@ -182,3 +182,29 @@ def test_gather_points() -> None:
         gather_points(points, idx.int())
     with pytest.raises(OpError, match=r"\(B, N, C\)"):
         gather_points(points[0], idx)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_buckets_pick_the_farthest_point_on_random_configurations(seed: int) -> None:
+    # Random sizes, padding and shapes (uniform, on a grid with ties, flat, duplicated): every pick
+    # of the bucketed FPS is a farthest point (up to rounding), and it agrees with the dense one.
+    gen = torch.Generator().manual_seed(200 + seed)
+    B, N = 2, int(torch.randint(70, 700, (1,), generator=gen))
+    points = torch.rand(B, N, 3, generator=gen)
+    if seed % 4 == 1:
+        points = torch.randint(0, 5, (B, N, 3), generator=gen).float()
+    elif seed % 4 == 2:
+        points[..., 1] = 0.25
+    elif seed % 4 == 3:
+        points = points[:, torch.randint(0, 40, (N,), generator=gen)]
+    lengths = torch.randint(N // 2, N + 1, (B,), generator=gen)
+    n = int(torch.randint(1, min(100, int(lengths.min())) + 1, (1,), generator=gen))
+    picks = {
+        method: farthest_point_sample(
+            points, n, lengths, start="random", generator=torch.Generator().manual_seed(seed), method=method
+        )
+        for method in ("buckets", "dense")
+    }
+    for b in range(B):
+        assert_valid_fps(points[b, : lengths[b]].double().numpy(), picks["buckets"][b].numpy(), atol=1e-5)
+    torch.testing.assert_close(picks["buckets"], picks["dense"])

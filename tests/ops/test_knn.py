@@ -224,3 +224,30 @@ def test_non_finite_raises() -> None:
     query[0, 0, 0] = float("-inf")
     with pytest.raises(OpError, match="query contains NaN or Inf"):
         knn(query, points.nan_to_num(), 1)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_buckets_equal_dense_on_random_configurations(seed: int) -> None:
+    # Random sizes, k, padding and shapes (uniform, clustered, flat, duplicated): the bucketed
+    # search must return the dense distances (the dense path is checked against the NumPy loop).
+    gen = torch.Generator().manual_seed(100 + seed)
+    B = int(torch.randint(1, 4, (1,), generator=gen))
+    N = int(torch.randint(40, 1500, (1,), generator=gen))
+    M = int(torch.randint(1, 1500, (1,), generator=gen))
+    points = torch.rand(B, N, 3, generator=gen)
+    shape = seed % 4
+    if shape == 1:
+        points = torch.randint(0, 4, (B, N, 3), generator=gen).float() + 0.01 * points
+    elif shape == 2:
+        points[..., 2] = 0.5
+    elif shape == 3:
+        points = points[:, torch.randint(0, 30, (N,), generator=gen)]
+    query = torch.cat([points, 2 * torch.rand(B, N, 3, generator=gen) - 0.5], 1)[
+        :, torch.randperm(2 * N, generator=gen)[:M]
+    ]
+    lengths = torch.randint(N // 2, N + 1, (B,), generator=gen)
+    k = int(torch.randint(1, min(40, N // 2) + 1, (1,), generator=gen))
+    dense = knn(query, points, k, point_lengths=lengths, method="dense")
+    buckets = knn(query, points, k, point_lengths=lengths, method="buckets")
+    torch.testing.assert_close(buckets[0], dense[0], atol=1e-5, rtol=1e-5)
+    assert (buckets[1] < lengths[:, None, None]).all()
