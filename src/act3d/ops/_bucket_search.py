@@ -12,6 +12,7 @@ provably farther than ``k`` points already seen.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -62,13 +63,24 @@ def bucketed_knn_indices(
     return out.scatter_(1, q_order[..., None].expand(-1, -1, k), sorted_idx)
 
 
+@dataclass(frozen=True)
 class _Buckets:
     """Cut of a sorted cloud into buckets: ``rows: (B * nb [+ 1], size, 5)`` and boxes ``(B, nb, 3)``."""
 
-    def __init__(self, rows: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, size: int) -> None:
-        self.rows, self.lo, self.hi, self.size = rows, lo, hi, size
-        self.count = lo.shape[1]
-        self.slots = self.count * size
+    rows: torch.Tensor
+    lo: torch.Tensor
+    hi: torch.Tensor
+    size: int
+
+    @property
+    def count(self) -> int:
+        """Buckets per cloud, ``nb``."""
+        return self.lo.shape[1]
+
+    @property
+    def slots(self) -> int:
+        """Slots per cloud, ``nb * size`` (the cloud size rounded up)."""
+        return self.count * self.size
 
 
 def _point_buckets(points: torch.Tensor, order: torch.Tensor, lengths: torch.Tensor | None) -> _Buckets:
