@@ -12,6 +12,7 @@ provably farther than ``k`` points already seen.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -138,24 +139,38 @@ def _search(
 ) -> torch.Tensor:
     """``(B * nq, q.size, k)`` flat slots (``b * slots + position``) of the nearest points.
 
-    Works through whole clouds at a time, as many as the budget allows for the box bounds of all
-    their bucket pairs and their first-bound blocks.
+    Works through chunks of query buckets whose box bounds (against every point bucket of their
+    cloud) and first-bound blocks fit the budget: whole clouds when at least one fits, else parts
+    of one cloud.
     """
     B, nq, _ = q.lo.shape
     found = torch.empty(B * nq, q.size, k, dtype=torch.int64, device=q.rows.device)
-    per_cloud = nq * (p.count * 3 * 4 * 2 + q.size * nearby.shape[1] * p.size * 4)
-    clouds = query_chunk(1, per_cloud, 1, memory_budget_bytes, q.rows.device)
+    per_row = p.count * 3 * 4 * 3 + nearby.shape[1] * p.size * (q.size + 5) * 4
+    rows_fit = query_chunk(1, per_row, 1, memory_budget_bytes, q.rows.device)
     p_lo, p_hi = p.lo.mT.contiguous(), p.hi.mT.contiguous()  # (B, 3, nb): bounds vectorise over buckets
-    for first in range(0, B, clouds):
-        batch = slice(first, min(first + clouds, B))
-        rows = torch.arange(batch.start * nq, batch.stop * nq, device=q.rows.device)
-        bound = _first_bound(q.rows[rows], p.rows[nearby[rows]].flatten(1, 2), k).view(-1, nq)
-        bound = bound * (1 + _BOUND_SLACK) + _BOUND_SLACK * 1e-2 * side[batch, None] ** 2
-        gap = _box_gap(q.lo[batch], q.hi[batch], p_lo[batch], p_hi[batch])  # (b, nq, nb)
+    for clouds, part in _chunks(B, nq, rows_fit):
+        rows = torch.arange(clouds.start, clouds.stop, device=q.rows.device)[:, None] * nq
+        rows = (rows + torch.arange(part.start, part.stop, device=q.rows.device)).view(-1)
+        bound = _first_bound(q.rows[rows], p.rows[nearby[rows]].flatten(1, 2), k).view(-1, part.stop - part.start)
+        bound = bound * (1 + _BOUND_SLACK) + _BOUND_SLACK * 1e-2 * side[clouds, None] ** 2
+        gap = _box_gap(q.lo[clouds, part], q.hi[clouds, part], p_lo[clouds], p_hi[clouds])  # (b, r, nb)
         reach = ~(gap > bound[..., None])  # a NaN bound (overflowing distances) prunes nothing
-        candidates = _reachable_buckets(reach, first * p.count, p.rows.shape[0] - 1)
+        candidates = _reachable_buckets(reach, clouds.start * p.count, p.rows.shape[0] - 1)
         found[rows] = _nearest_slots(q.rows[rows], p, candidates, k, memory_budget_bytes)
     return found
+
+
+def _chunks(clouds: int, rows: int, rows_fit: int) -> Iterator[tuple[slice, slice]]:
+    """``(clouds, rows of each)`` of the chunks: as many whole clouds as ``rows_fit`` rows allow, or
+    runs of ``rows_fit`` rows of one cloud when a cloud does not fit."""
+    if rows_fit >= rows:
+        step = rows_fit // rows
+        for first in range(0, clouds, step):
+            yield slice(first, min(first + step, clouds)), slice(0, rows)
+        return
+    for cloud in range(clouds):
+        for start in range(0, rows, rows_fit):
+            yield slice(cloud, cloud + 1), slice(start, min(start + rows_fit, rows))
 
 
 def _first_bound(q_rows: torch.Tensor, p_rows: torch.Tensor, k: int) -> torch.Tensor:
