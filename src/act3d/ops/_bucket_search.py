@@ -19,6 +19,7 @@ import torch
 
 from act3d.ops._checks import padding_mask
 from act3d.ops._curve import BITS, curve_codes, grid_frame, sort_codes
+from act3d.ops._distance import point_rows, query_rows
 from act3d.ops.memory import query_chunk
 
 BUCKET_SIZE = 32
@@ -46,22 +47,66 @@ def bucketed_knn_indices(
         point_lengths: optional ``(B,)`` int64 valid points per cloud.
         memory_budget_bytes: budget of one block of distances (default: the module setting).
     """
-    (B, M, _), N = query.shape, points.shape[1]
+    q, p, side = _sort_pair(query, points)
+    return _directional(q, p, k, point_lengths, side, memory_budget_bytes)
+
+
+@torch.no_grad()
+def bucketed_nearest_both_ways(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_lengths: torch.Tensor | None,
+    b_lengths: torch.Tensor | None,
+    memory_budget_bytes: int | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(B, N, 1)`` index of the nearest point of ``b`` to each point of ``a: (B, N, 3)`` and
+    ``(B, M, 1)`` the other way, as two :func:`bucketed_knn_indices` calls with ``k = 1`` but with
+    each cloud encoded and sorted once (the Chamfer distance needs both)."""
+    sorted_a, sorted_b, side = _sort_pair(a, b)
+    a_to_b = _directional(sorted_a, sorted_b, 1, b_lengths, side, memory_budget_bytes)
+    return a_to_b, _directional(sorted_b, sorted_a, 1, a_lengths, side, memory_budget_bytes)
+
+
+@dataclass(frozen=True)
+class _Sorted:
+    """A batch of clouds ``(B, n, 3)`` (moved to the shared origin) with its sorted curve codes and
+    the order that sorts it, both ``(B, n)``."""
+
+    cloud: torch.Tensor
+    codes: torch.Tensor
+    order: torch.Tensor
+
+
+def _sort_pair(query: torch.Tensor, points: torch.Tensor) -> tuple[_Sorted, _Sorted, torch.Tensor]:
+    """Both clouds on one grid, moved so that each ``points`` cloud's first point is the origin
+    (rounding of the expanded formula is then relative to the clouds' extent), and the ``(B,)``
+    side of the grid."""
     origin = points[:, :1]
     query, points = query - origin, points - origin
     lo, scale = grid_frame(query, points)
-    p_codes, p_order = sort_codes(curve_codes(points, lo, scale))
-    q_codes, q_order = sort_codes(curve_codes(query, lo, scale))
+    q, p = (_Sorted(cloud, *sort_codes(curve_codes(cloud, lo, scale))) for cloud in (query, points))
+    return q, p, 2**BITS / scale.view(-1)
+
+
+def _directional(
+    q: _Sorted,
+    p: _Sorted,
+    k: int,
+    point_lengths: torch.Tensor | None,
+    side: torch.Tensor,
+    memory_budget_bytes: int | None,
+) -> torch.Tensor:
+    """``(B, M, k)`` indices into ``p`` of the ``k`` nearest valid points of each query of ``q``."""
+    (B, M, _), N = q.cloud.shape, p.cloud.shape[1]
     q_size = 2 ** min(round(math.log2(max(1.0, BUCKET_SIZE * M / N))), int(math.log2(BUCKET_SIZE)))
-    p_buckets = _point_buckets(points, p_order, point_lengths)
-    q_buckets = _query_buckets(query, q_order, q_size)
-    nearby = _curve_neighbours(p_codes, q_codes, q_size, k)
-    side = 2**BITS / scale.view(B)
+    p_buckets = _point_buckets(p.cloud, p.order, point_lengths)
+    q_buckets = _query_buckets(q.cloud, q.order, q_size)
+    nearby = _curve_neighbours(p.codes, q.codes, q_size, k)
     found = _search(q_buckets, p_buckets, nearby, k, side, memory_budget_bytes)  # (B * nq, q_size, k) slots
-    flat_order = torch.nn.functional.pad(p_order, (0, p_buckets.slots - N)).view(-1)
+    flat_order = torch.nn.functional.pad(p.order, (0, p_buckets.slots - N)).view(-1)
     sorted_idx = flat_order[found.clamp_max(flat_order.numel() - 1)].view(B, -1, k)[:, :M]
     out = torch.empty_like(sorted_idx)
-    return out.scatter_(1, q_order[..., None].expand(-1, -1, k), sorted_idx)
+    return out.scatter_(1, q.order[..., None].expand(-1, -1, k), sorted_idx)
 
 
 @dataclass(frozen=True)
@@ -97,8 +142,7 @@ def _point_buckets(points: torch.Tensor, order: torch.Tensor, lengths: torch.Ten
         invalid = invalid | (order >= lengths[:, None])
         points = torch.where(padding_mask(lengths, N)[..., None], points[:, :1], points)
     sorted_points = points.gather(1, order[..., None].expand(-1, -1, 3))
-    sq_norm = sorted_points.square().sum(-1, keepdim=True).masked_fill_(invalid[..., None], float("inf"))
-    rows = torch.cat([-2 * sorted_points, sq_norm, torch.ones_like(sq_norm)], dim=-1).view(-1, BUCKET_SIZE, 5)
+    rows = point_rows(sorted_points, invalid).view(-1, BUCKET_SIZE, 5)
     filler = rows.new_tensor([0.0, 0.0, 0.0, float("inf"), 1.0]).expand(1, BUCKET_SIZE, 5)
     boxes = sorted_points.view(B, count, BUCKET_SIZE, 3)
     return _Buckets(torch.cat([rows, filler]), boxes.amin(2), boxes.amax(2), BUCKET_SIZE)
@@ -110,11 +154,8 @@ def _query_buckets(query: torch.Tensor, order: torch.Tensor, size: int) -> _Buck
     count = -(-M // size)
     order = torch.cat([order, order[:, -1:].expand(-1, count * size - M)], dim=1)
     sorted_query = query.gather(1, order[..., None].expand(-1, -1, 3))
-    rows = torch.cat(
-        [sorted_query, torch.ones_like(sorted_query[..., :1]), sorted_query.square().sum(-1, keepdim=True)], -1
-    )
     boxes = sorted_query.view(B, count, size, 3)
-    return _Buckets(rows.view(-1, size, 5), boxes.amin(2), boxes.amax(2), size)
+    return _Buckets(query_rows(sorted_query).view(-1, size, 5), boxes.amin(2), boxes.amax(2), size)
 
 
 def _curve_neighbours(p_codes: torch.Tensor, q_codes: torch.Tensor, q_size: int, k: int) -> torch.Tensor:

@@ -73,3 +73,12 @@ def compute_dtype(*tensors: torch.Tensor) -> torch.dtype:
 def padding_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     """``(B, size)`` bool mask, True at the padded positions ``j >= lengths[b]``."""
     return torch.arange(size, device=lengths.device) >= lengths[:, None]
+
+
+METHODS = ("auto", "dense", "buckets")
+
+
+def check_method(method: str) -> None:
+    """Raises OpError unless ``method`` is one of :data:`METHODS`."""
+    if method not in METHODS:
+        raise OpError(f"method must be 'auto', 'dense' or 'buckets', got {method!r}")

@@ -41,17 +41,29 @@ def distance_blocks(
     (B, M, _), N = query.shape, points.shape[1]
     origin = points[:, :1]
     query, points = query - origin, points - origin
-    sq_norm = points.square().sum(-1, keepdim=True)
-    if point_lengths is not None:
-        sq_norm.masked_fill_(padding_mask(point_lengths, N)[..., None], float("inf"))
-    rhs = torch.cat([-2 * points, sq_norm, torch.ones_like(sq_norm)], dim=-1)
+    invalid = None if point_lengths is None else padding_mask(point_lengths, N)
+    rhs = point_rows(points, invalid)
     rhs = torch.nn.functional.pad(rhs, (0, 0, 0, -N % multiple)).mT.contiguous()  # (B, 5, N')
     rhs[:, 3, N:] = float("inf")
-    ones = torch.ones_like(query[..., :1])
-    lhs = torch.cat([query, ones, query.square().sum(-1, keepdim=True)], dim=-1)  # (B, M, 5)
+    lhs = query_rows(query)  # (B, M, 5)
     chunk = min(M, query_chunk(B, rhs.shape[-1], bytes_per_entry, memory_budget_bytes, query.device))
     storage = torch.empty(B * chunk * rhs.shape[-1], dtype=query.dtype, device=query.device)
     for start in range(0, M, chunk):
         rows = slice(start, min(start + chunk, M))
         block = storage[: B * (rows.stop - start) * rhs.shape[-1]].view(B, -1, rhs.shape[-1])
         yield rows, torch.bmm(lhs[:, rows], rhs, out=block)
+
+
+def query_rows(query: torch.Tensor) -> torch.Tensor:
+    """``(..., 5)`` rows ``[q, 1, ||q||²]`` of ``query: (..., 3)``: their product with :func:`point_rows`
+    is ``||q - p||²``."""
+    return torch.cat([query, torch.ones_like(query[..., :1]), query.square().sum(-1, keepdim=True)], dim=-1)
+
+
+def point_rows(points: torch.Tensor, invalid: torch.Tensor | None = None) -> torch.Tensor:
+    """``(..., 5)`` rows ``[-2p, ||p||², 1]`` of ``points: (..., 3)``; ``||p||² = inf`` where the
+    optional ``invalid: (...)`` mask is set, so those points are never the nearest."""
+    sq_norm = points.square().sum(-1, keepdim=True)
+    if invalid is not None:
+        sq_norm.masked_fill_(invalid[..., None], float("inf"))
+    return torch.cat([-2 * points, sq_norm, torch.ones_like(sq_norm)], dim=-1)

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 
 from act3d.errors import OpError
-from act3d.ops.knn import knn
+from act3d.ops.knn import nearest_both_ways
 
 
 def chamfer_distance(
@@ -32,7 +32,7 @@ def chamfer_distance(
       The square root is taken as ``sqrt`` where ``d > 0`` and 0 with gradient 0 where ``d == 0``
       (coincident points), so no NaN gradients and no epsilon bias.
 
-    Memory: nearest neighbours are found with :func:`knn` (chunked under ``torch.no_grad()`` within
+    Memory: nearest neighbours are found as by :func:`knn` (chunked under ``torch.no_grad()`` within
     the memory budget, never a full ``B x N x M`` matrix when it exceeds the budget); only the
     ``O(B * (N + M))`` distances to the found neighbours are recomputed with autograd, so backward
     needs ``O(B * (N + M))`` memory. Gradients flow to both ``a`` and ``b``; the nearest-neighbour
@@ -59,8 +59,7 @@ def chamfer_distance(
         raise OpError(f"norm must be 1 or 2, got {norm!r}")
     if reduction not in ("mean", "sum", "none"):
         raise OpError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-    a_to_b = knn(a, b, 1, a_lengths, b_lengths, memory_budget_bytes, check_finite, method)[0][..., 0]
-    b_to_a = knn(b, a, 1, b_lengths, a_lengths, memory_budget_bytes, check_finite, method)[0][..., 0]
+    a_to_b, b_to_a = nearest_both_ways(a, b, a_lengths, b_lengths, memory_budget_bytes, check_finite, method)
     if norm == 1:
         a_to_b, b_to_a = _safe_sqrt(a_to_b), _safe_sqrt(b_to_a)
     per_pair = _mean(a_to_b, a_lengths) + _mean(b_to_a, b_lengths)

@@ -7,7 +7,7 @@ from typing import Literal
 import torch
 
 from act3d.errors import OpError
-from act3d.ops._checks import check_cloud, check_count, compute_dtype, padding_mask
+from act3d.ops._checks import check_cloud, check_count, check_method, compute_dtype, padding_mask
 from act3d.ops._curve import curve_order
 
 BUCKET_SIZE = 64
@@ -66,8 +66,7 @@ def farthest_point_sample(
     check_count("n", n, points, lengths)
     if start not in ("first", "random"):
         raise OpError(f"start must be 'first' or 'random', got {start!r}")
-    if method not in ("auto", "dense", "buckets"):
-        raise OpError(f"method must be 'auto', 'dense' or 'buckets', got {method!r}")
+    check_method(method)
     B, N, _ = points.shape
     coords = points.to(compute_dtype(points)).permute(2, 0, 1).contiguous()  # (3, B, N): one row per axis
     first = _first_pick(points, lengths, start, generator)
@@ -158,7 +157,8 @@ def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: to
     offset = torch.arange(B, device=coords.device)[:, None] * N
     global_order = torch.where(order < N, order + offset, B * N).view(B * num_buckets, BUCKET_SIZE)
     slot_of = torch.empty(B * N, dtype=torch.int64, device=coords.device)  # global index -> table slot
-    slot_of[global_order[global_order < B * N]] = (global_order < B * N).view(-1).nonzero().view(-1)
+    real = (global_order < B * N).view(-1)
+    slot_of[global_order.view(-1)[real]] = real.nonzero().view(-1)
     flat_coords = coords.reshape(3, B * N)
     top = coords.new_full((B * num_buckets,), float("inf"))
     picked = torch.empty(n, B, dtype=torch.int64, device=coords.device)

@@ -7,9 +7,8 @@ from typing import Literal
 
 import torch
 
-from act3d.errors import OpError
-from act3d.ops._bucket_search import bucketed_knn_indices
-from act3d.ops._checks import check_cloud, check_count, check_same_batch, compute_dtype, padding_mask
+from act3d.ops._bucket_search import bucketed_knn_indices, bucketed_nearest_both_ways
+from act3d.ops._checks import check_cloud, check_count, check_method, check_same_batch, compute_dtype, padding_mask
 from act3d.ops._distance import distance_blocks
 from act3d.ops.gather import gather_points
 
@@ -71,20 +70,61 @@ def knn(
         OpError: bad shape or dtype, empty cloud, NaN/Inf, batch mismatch, ``k`` larger than a
             cloud, unknown ``method``.
     """
-    if method not in ("auto", "dense", "buckets"):
-        raise OpError(f"method must be 'auto', 'dense' or 'buckets', got {method!r}")
+    check_method(method)
     query_lengths = check_cloud("query", query, query_lengths, check_finite)
     point_lengths = check_cloud("points", points, point_lengths, check_finite)
     check_same_batch("query", query, "points", points)
     check_count("k", k, points, point_lengths)
     dtype = compute_dtype(query, points)
     query, points = query.to(dtype), points.to(dtype)
-    smallest = min(query.shape[1], points.shape[1])
-    large = smallest >= (BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM)
-    if method == "buckets" or (method == "auto" and points.device.type == "cpu" and large):
+    if _use_buckets(method, query, points, k):
         idx = bucketed_knn_indices(query, points, k, point_lengths, memory_budget_bytes)
     else:
         idx = _knn_indices(query, points, k, point_lengths, memory_budget_bytes)
+    return _exact_sorted(query, points, idx, query_lengths)
+
+
+def nearest_both_ways(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    a_lengths: torch.Tensor | None = None,
+    b_lengths: torch.Tensor | None = None,
+    memory_budget_bytes: int | None = None,
+    check_finite: bool = True,
+    method: Literal["auto", "dense", "buckets"] = "auto",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``knn(a, b, 1)`` and ``knn(b, a, 1)`` distances, ``(B, N)`` and ``(B, M)``, in one call.
+
+    Same validation, methods and results as the two :func:`knn` calls (padded points get distance
+    0); the bucketed search encodes and sorts each cloud once instead of twice.
+    """
+    check_method(method)
+    a_lengths = check_cloud("query", a, a_lengths, check_finite)
+    b_lengths = check_cloud("points", b, b_lengths, check_finite)
+    check_same_batch("query", a, "points", b)
+    dtype = compute_dtype(a, b)
+    a, b = a.to(dtype), b.to(dtype)
+    if _use_buckets(method, a, b, 1):
+        a_to_b, b_to_a = bucketed_nearest_both_ways(a, b, a_lengths, b_lengths, memory_budget_bytes)
+    else:
+        a_to_b = _knn_indices(a, b, 1, b_lengths, memory_budget_bytes)
+        b_to_a = _knn_indices(b, a, 1, a_lengths, memory_budget_bytes)
+    return _exact_sorted(a, b, a_to_b, a_lengths)[0][..., 0], _exact_sorted(b, a, b_to_a, b_lengths)[0][..., 0]
+
+
+def _use_buckets(method: str, query: torch.Tensor, points: torch.Tensor, k: int) -> bool:
+    """Whether ``method`` means the bucketed search for these clouds (see :data:`BUCKETS_FROM`)."""
+    if method != "auto":
+        return method == "buckets"
+    smallest = min(query.shape[1], points.shape[1])
+    return points.device.type == "cpu" and smallest >= (BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM)
+
+
+def _exact_sorted(
+    query: torch.Tensor, points: torch.Tensor, idx: torch.Tensor, query_lengths: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact, differentiable distances to the found neighbours ``idx: (B, M, k)``, ascending, with
+    their indices; padded queries get distance 0, index 0."""
     dists = (gather_points(points, idx) - query[:, :, None]).square().sum(-1)
     dists, order = dists.sort(dim=-1, stable=True)
     idx = idx.gather(-1, order)
