@@ -62,13 +62,6 @@ def cleanup_distributed() -> None:
         dist.destroy_process_group()
 
 
-def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over ranks (identity in a single process)."""
-    if dist.is_initialized():
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-    return tensor
-
-
 def gather_objects(obj: object) -> list[object]:
     """Every rank's ``obj`` as a list indexed by rank (``[obj]`` in a single process)."""
     if not dist.is_initialized():

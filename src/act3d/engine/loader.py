@@ -61,22 +61,16 @@ class SeededAugment(Dataset):
 
 
 def make_loader(
-    dataset: Dataset,
-    batch_size: int,
-    sampler: ResumableSampler | None,
-    num_workers: int,
-    seed: int,
-    drop_last: bool,
+    dataset: Dataset, batch_size: int, sampler: ResumableSampler, num_workers: int, seed: int
 ) -> DataLoader:
-    """A DataLoader with its own generator, so iterating it never draws from the global torch RNG."""
+    """A training DataLoader (full batches only) with its own generator, so iterating it never draws
+    from the global torch RNG."""
     return DataLoader(
         dataset,
         batch_size=batch_size,
         sampler=sampler,
-        shuffle=False,
         num_workers=num_workers,
-        drop_last=drop_last,
+        drop_last=True,
         generator=torch.Generator().manual_seed(seed),
-        persistent_workers=False,
         pin_memory=torch.cuda.is_available(),
     )

@@ -19,25 +19,22 @@ class MetricLogger:
     Only the main process should create one; resuming appends to the same file.
     """
 
-    def __init__(self, run_dir: Path, tensorboard: bool = True) -> None:
-        self.path = run_dir / "metrics.jsonl"
-        self._writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
+    def __init__(self, run_dir: Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
 
-            self._writer = SummaryWriter(str(run_dir / "tensorboard"))
+        self.path = run_dir / "metrics.jsonl"
+        self._file = open(self.path, "a", buffering=1)  # noqa: SIM115 (held for the run; line-buffered)
+        self._writer = SummaryWriter(str(run_dir / "tensorboard"))
 
     def log(self, step: int, epoch: int, metrics: dict[str, float]) -> None:
         record = {"step": step, "epoch": epoch, **{k: float(v) for k, v in metrics.items()}}
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        if self._writer is not None:
-            for key, value in metrics.items():
-                self._writer.add_scalar(key, value, step)
+        self._file.write(json.dumps(record) + "\n")
+        for key, value in metrics.items():
+            self._writer.add_scalar(key, value, step)
 
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        self._file.close()
+        self._writer.close()
 
 
 def truncate_metrics(path: Path, last_step: int) -> None:

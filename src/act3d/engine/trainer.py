@@ -8,10 +8,11 @@ logging, checkpoints and exact resume.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -97,6 +98,7 @@ class Trainer:
         self.opt_cfg = optimizer
         self.sched_cfg = scheduler
         self.batch_size = batch_size
+        self.per_rank = batch_size // dist.world_size
         self.num_workers = num_workers
         self.run_dir = run_dir
         self.dist = dist
@@ -143,8 +145,7 @@ class Trainer:
         return FitResult(final, state.best_metrics, state.best_epoch, self.last_path, self.best_path, state.history)
 
     def _steps_per_epoch(self, task: Task) -> int:
-        per_rank = self.batch_size // self.dist.world_size
-        steps = math.ceil(len(task.train_set) / self.dist.world_size) // per_rank
+        steps = math.ceil(len(task.train_set) / self.dist.world_size) // self.per_rank
         return min(steps, self.cfg.max_steps_per_epoch or steps)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
@@ -157,16 +158,12 @@ class Trainer:
         return wrapped
 
     def _train_epoch(self, task, wrapped, model, optimizer, scheduler, scaler, sampler, state, logger) -> None:
-        per_rank = self.batch_size // self.dist.world_size
+        per_rank = self.per_rank
         task.train_set.set_epoch(state.epoch)
         sampler.set_epoch(state.epoch)
         sampler.start = state.step_in_epoch * per_rank
-        loader = make_loader(
-            task.train_set, per_rank, sampler, self.num_workers, self.cfg.seed + state.epoch, drop_last=True
-        )
-        steps = len(loader) + state.step_in_epoch
-        if self.cfg.max_steps_per_epoch is not None:
-            steps = min(steps, self.cfg.max_steps_per_epoch)
+        loader = make_loader(task.train_set, per_rank, sampler, self.num_workers, self.cfg.seed + state.epoch)
+        steps = self._steps_per_epoch(task)
         if steps == 0:
             raise TrainingError(f"the training set ({len(task.train_set)} samples) yields no full batch of {per_rank}")
         model.train()
@@ -178,7 +175,7 @@ class Trainer:
             dynamic_ncols=True,
         )
         tic = time.perf_counter()
-        for batch in _take(loader, steps - state.step_in_epoch):
+        for batch in itertools.islice(loader, steps - state.step_in_epoch):
             scheduler.step_update(state.global_step)
             logs = self._step(task, wrapped, model, optimizer, scaler, batch, state)
             state.step_in_epoch += 1
@@ -186,7 +183,7 @@ class Trainer:
             rate = per_rank * self.dist.world_size / max(time.perf_counter() - tic, 1e-9)
             tic = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
-            bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}")
+            bar.set_postfix(loss=f"{logs['loss']:.4f}", lr=f"{lr:.2e}", samples_s=f"{rate:.1f}", refresh=False)
             bar.update()
             if logger is not None:
                 logger.log(
@@ -266,11 +263,10 @@ class Trainer:
 
     def _recalibrate(self, task: Task, model: nn.Module, epoch: int, step: int) -> None:
         """Precise BN over ``bn_recalibration_batches`` training batches (see engine.batchnorm)."""
-        per_rank = self.batch_size // self.dist.world_size
         sampler = ResumableSampler(task.train_set, self.dist.world_size, self.dist.rank, True, self.cfg.seed + 1)
         sampler.set_epoch(epoch)
-        loader = make_loader(task.train_set, per_rank, sampler, self.num_workers, self.cfg.seed, drop_last=True)
-        batches = _take(loader, self.cfg.bn_recalibration_batches)
+        loader = make_loader(task.train_set, self.per_rank, sampler, self.num_workers, self.cfg.seed)
+        batches = itertools.islice(loader, self.cfg.bn_recalibration_batches)
         recalibrate_batchnorm(
             model,
             batches,
@@ -322,13 +318,6 @@ class Trainer:
             best_metrics=ckpt["best_metrics"],
             history=ckpt["history"],
         )
-
-
-def _take(loader: Iterable[Batch], n: int) -> Iterator[Batch]:
-    for i, batch in enumerate(loader):
-        if i >= n:
-            return
-        yield batch
 
 
 def _amp_dtype(precision: str, device: torch.device) -> torch.dtype | None:
