@@ -77,10 +77,11 @@ class ACTAutoencoder(nn.Module):
         ``hard=True`` draws a stochastic one-hot Gumbel sample (straight-through): stage II's target
         uses it at τ = 1, on the student's own patches and centres.
         """
-        logits = self.dgcnn_1(self.patch_embed(patches), centers)
+        idx = self.dgcnn_1.neighbours(centers)
+        logits = self.dgcnn_1(self.patch_embed(patches), centers, idx)
         onehot = F.gumbel_softmax(logits.float(), tau=temperature, hard=hard, dim=-1).to(self.codebook.dtype)
         x = self.from_teacher(self.teacher(self.to_teacher(onehot @ self.codebook), centers))
-        return logits, self.dgcnn_2(x, centers)
+        return logits, self.dgcnn_2(x, centers, idx if self.dgcnn_2.k == self.dgcnn_1.k else None)
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the frozen teacher's weights."""

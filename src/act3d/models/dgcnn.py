@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from act3d.ops import knn
+from act3d.ops import gather_points, knn
 
 
 def _edge_conv(in_ch: int, out_ch: int) -> nn.Sequential:
@@ -36,10 +36,14 @@ class CenterDGCNN(nn.Module):
             nn.Conv1d(2304, out_dim, 1, bias=False), nn.GroupNorm(4, out_dim), nn.LeakyReLU(0.2)
         )
 
-    def forward(self, tokens: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-        """tokens (B, G, in_dim), centres (B, G, 3) → (B, G, out_dim)."""
-        k = min(self.k, centers.shape[1])
-        _, idx = knn(centers, centers, k)
+    def neighbours(self, centers: torch.Tensor) -> torch.Tensor:
+        """centres (B, G, 3) → (B, G, k) indices of each centre's ``k`` nearest centres (itself first)."""
+        return knn(centers, centers, min(self.k, centers.shape[1]))[1]
+
+    def forward(self, tokens: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """tokens (B, G, in_dim), centres (B, G, 3) → (B, G, out_dim); ``idx`` from :meth:`neighbours`
+        when the caller already has it (another DGCNN over the same centres)."""
+        idx = self.neighbours(centers) if idx is None else idx
         f = self.input_trans(tokens.transpose(1, 2))
         outs = []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
@@ -50,10 +54,6 @@ class CenterDGCNN(nn.Module):
 
 def _edge_features(f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """f (B, C, G), neighbour idx (B, G, k) → (B, 2C, G, k) = [f_j − f_i, f_i]."""
-    b, c, g = f.shape
-    k = idx.shape[-1]
-    flat = f.transpose(1, 2).reshape(b * g, c)
-    offset = (torch.arange(b, device=f.device) * g).view(b, 1, 1)
-    neighbours = flat[(idx + offset).reshape(-1)].view(b, g, k, c).permute(0, 3, 1, 2)
-    center = f.unsqueeze(-1).expand(-1, -1, -1, k)
+    neighbours = gather_points(f.transpose(1, 2), idx).permute(0, 3, 1, 2)
+    center = f.unsqueeze(-1).expand(-1, -1, -1, idx.shape[-1])
     return torch.cat([neighbours - center, center], dim=1)

@@ -39,7 +39,7 @@ class FoldingDecoder(nn.Module):
         )
         side = torch.linspace(-0.05, 0.05, 2)
         grid = torch.stack(torch.meshgrid(side, side, indexing="xy")).reshape(2, 4)
-        self.register_buffer("folding_seed", grid, persistent=False)
+        self.register_buffer("folding_seed", grid.T.repeat(self.num_coarse, 1), persistent=False)  # (K, 2)
 
     def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens (B, G, C) → (coarse (B, G, K/4, 3), fine (B, G, K, 3)), in patch-local coordinates."""
@@ -47,7 +47,7 @@ class FoldingDecoder(nn.Module):
         x = tokens.reshape(b * g, c)
         coarse = self.mlp(x).reshape(b * g, self.num_coarse, 3)
         centres = coarse.unsqueeze(2).expand(-1, -1, 4, -1).reshape(b * g, self.num_fine, 3)
-        seed = self.folding_seed.unsqueeze(1).expand(-1, self.num_coarse, -1).reshape(2, self.num_fine).T
-        feat = torch.cat([x.unsqueeze(1).expand(-1, self.num_fine, -1), seed.expand(b * g, -1, -1), centres], dim=2)
+        seed = self.folding_seed.expand(b * g, -1, -1)
+        feat = torch.cat([x.unsqueeze(1).expand(-1, self.num_fine, -1), seed, centres], dim=2)
         fine = self.final_conv(feat.reshape(-1, c + 5)).view(b * g, self.num_fine, 3) + centres
         return coarse.reshape(b, g, self.num_coarse, 3), fine.reshape(b, g, self.num_fine, 3)

@@ -18,11 +18,10 @@ import itertools
 from collections.abc import Sequence
 
 import torch
-from timm.layers import trunc_normal_
 from torch import nn
 
 from act3d.errors import ConfigError
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import PointEncoder, init_weights
 from act3d.ops import gather_points, knn
 
 
@@ -93,7 +92,7 @@ class PartSegmenter(nn.Module):
         blocks = [_mlp(widths[:2]), nn.Dropout(dropout), _mlp(widths[1:])] if len(widths) > 2 else [_mlp(widths)]
         self.head = nn.Sequential(*blocks, nn.Linear(widths[-1], num_parts))
         for module in (self.label_embed, self.propagation, self.head):
-            module.apply(_init_weights)
+            module.apply(init_weights)
         # Not used without a CLS token, nor the blocks after the last one taken: frozen, so that
         # DistributedDataParallel sees no parameter without a gradient.
         for name, param in encoder.named_parameters():
@@ -118,10 +117,3 @@ class PartSegmenter(nn.Module):
         propagated = self.propagation(propagated.reshape(b * n, -1))
         x = torch.cat([propagated, global_feat.repeat_interleave(n, dim=0)], dim=-1)
         return self.head(x).view(b, n, self.num_parts)
-
-
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        trunc_normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)

@@ -12,6 +12,7 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
+from act3d.data.transforms import normalize_unit_sphere
 from act3d.models.tokenizer import MiniPointNet, PatchGrouper, position_mlp
 from act3d.models.transformer import TransformerStack
 
@@ -52,7 +53,7 @@ class PointEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         trunc_normal_(self.cls_token, std=0.02)
         trunc_normal_(self.cls_pos, std=0.02)
-        self.apply(_init_weights)
+        self.apply(init_weights)
 
     @property
     def feature_dim(self) -> int:
@@ -87,8 +88,7 @@ class PointEncoder(nn.Module):
         single = points.dim() == 2
         points = points[None] if single else points
         if normalize:
-            points = points - points.mean(dim=1, keepdim=True)
-            points = points / points.norm(dim=-1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+            points = normalize_unit_sphere(points)
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -126,7 +126,7 @@ class PointClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder
         self.head = classification_head(encoder.feature_dim, num_classes, head, dropout)
-        self.head.apply(_init_weights)
+        self.head.apply(init_weights)
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         return self.head(self.encoder(points))
@@ -136,7 +136,8 @@ class PointClassifier(nn.Module):
         return [*self.head.parameters(), self.encoder.cls_token, self.encoder.cls_pos]
 
 
-def _init_weights(module: nn.Module) -> None:
+def init_weights(module: nn.Module) -> None:
+    """timm ViT initialisation: truncated normal (std 0.02) Linear weights, zero biases."""
     if isinstance(module, nn.Linear):
         trunc_normal_(module.weight, std=0.02)
         if module.bias is not None:

@@ -28,7 +28,7 @@ class PatchGrouper(nn.Module):
         """points (B, N, 3) → (patches (B, G, K, 3) relative to their centre, centres (B, G, 3))."""
         idx = farthest_point_sample(points, self.num_groups, start="first")
         centers = gather_points(points, idx)
-        patches, _ = group(points, centers, self.group_size)
+        patches, _ = group(points, centers, self.group_size, check_finite=False)  # FPS checked the points
         return patches, centers
 
 
