@@ -148,14 +148,7 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
     from act3d.tasks.runner import train_task
 
     schema, make_task = TRAIN_COMMANDS[name].load()
-    preset = resolve_preset(args.config)
-    resume = args.resume is not None
-    if resume:
-        run_dir = Path(args.resume)
-        preset = preset or run_dir / "config.yaml"
-        overrides = [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"]
-    else:
-        overrides = list(args.overrides)
+    preset, overrides, resume = _resumable(args)
     config = load_config(schema, preset, overrides)
     teacher = getattr(args, "teacher", None)
     if teacher:
@@ -167,8 +160,7 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
         run_dir = train_seeds(config, make_task, args.seeds, preset, resume, args.device, not args.no_progress)
     else:
         run_dir, _ = train_task(config, make_task, preset, resume, args.device, not args.no_progress)
-    print((run_dir / "results.md").read_text() if (run_dir / "results.md").exists() else "")
-    print(f"run folder: {run_dir}")
+    _print_results(run_dir)
     return run_dir
 
 
@@ -272,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
 
             preset = resolve_preset(args.config)
             config = load_pipeline_config(preset, args.overrides)
-            run_dir = run_pipeline(config, preset, args.device, not args.no_progress)
-            print((run_dir / "results.md").read_text())
-            print(f"run folder: {run_dir}")
+            _print_results(run_pipeline(config, preset, args.device, not args.no_progress))
     except Act3dError as err:
         print(f"act3d: error: {err}", file=sys.stderr)
         return 2

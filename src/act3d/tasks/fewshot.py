@@ -37,9 +37,8 @@ from act3d.errors import ConfigError
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig, Mode
 from act3d.tasks.common import augmented, build_split
 from act3d.tasks.runner import train_task
-from act3d.tasks.stats import STD_NOTE, format_mean_std, summarize
+from act3d.tasks.stats import FINAL_LABEL, STD_NOTE, format_mean_std, summarize
 
-FINAL_LABEL = "final epoch"
 BEST_LABEL = "best epoch per fold, as the official protocol"
 
 

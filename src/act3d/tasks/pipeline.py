@@ -66,10 +66,16 @@ def run_pipeline(
     s1_dir, s1 = stage("stage1", config.stage1, PretrainTeacherTask)
     rows.append(_row("stage I: test CD-L1 (↓)", s1, "cd_l1"))
     config.stage2.teacher_checkpoint = str(s1_dir / "ckpt-best.pth")
-    s2_dir, s2 = stage("stage2", config.stage2, PretrainTask)
+    stage2_tasks: list[PretrainTask] = []
+
+    def make_stage2(cfg: PretrainConfig, task_dir: Path) -> PretrainTask:
+        stage2_tasks.append(PretrainTask(cfg, task_dir))
+        return stage2_tasks[-1]
+
+    s2_dir, s2 = stage("stage2", config.stage2, make_stage2)
     rows.append(_row("stage II: masked-token loss (↓)", s2, "loss"))
     encoder_path = s2_dir / "encoder.pth"
-    _save_masked_pictures(config.stage2, s2_dir, run_dir, device)
+    _save_masked_pictures(stage2_tasks[-1], s2_dir, run_dir)
     if config.svm:
         rows.extend(_svm_rows(config, encoder_path, device))
     config.finetune.init = str(encoder_path)
@@ -89,43 +95,35 @@ def _row(label: str, result, metric: str) -> dict[str, Any]:
 
 def _svm_rows(config: PipelineConfig, encoder_path: Path, device: str) -> list[dict[str, Any]]:
     """Linear-SVM accuracy of the pretrained encoder and of a random-init one (the honest baseline)."""
-    from act3d.tasks.common import train_and_test_sets
+    from act3d.engine.distributed import resolve_device
+    from act3d.tasks.common import build_split
 
-    dev = torch.device(
-        "cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device
-    )
-    data = config.finetune.data.model_copy(
-        update={
-            "augment": config.finetune.data.augment.model_copy(
-                update={"scale_translate": False, "rotate_up": False, "jitter": False}
-            )
-        }
-    )
-    train, test = train_and_test_sets(data, 0)
+    dev, data = resolve_device(device), config.finetune.data
+    train, test = build_split(data, data.train_split, data.train_npoints), build_split(data, data.test_split)
     torch.manual_seed(config.finetune.train.seed)
     rows = []
     for label, encoder in (
         ("linear SVM accuracy %, ACT-pretrained (↑)", load_encoder(encoder_path).to(dev)),
         ("linear SVM accuracy %, random init (↑)", PointEncoder(**config.stage2.model.model_dump()).to(dev)),
     ):
-        acc = linear_svm_accuracy(extract_features(encoder, train.dataset, dev), extract_features(encoder, test, dev))
+        acc = linear_svm_accuracy(extract_features(encoder, train, dev), extract_features(encoder, test, dev))
         rows.append({"metric": label, "final_epoch": acc, "best_epoch": None, "best_epoch_index": None})
     return rows
 
 
-def _save_masked_pictures(config: PretrainConfig, s2_dir: Path, run_dir: Path, device: str) -> None:
-    """Masked input, and the stage-I decoder's points from the student's predicted masked features."""
+def _save_masked_pictures(task: PretrainTask, s2_dir: Path, run_dir: Path) -> None:
+    """Masked input, and the stage-I decoder's points from the student's predicted masked features,
+    with the stage-II task that was trained (its datasets and frozen teacher), on the CPU."""
     from act3d.engine.checkpoint import load_checkpoint
 
-    task = PretrainTask(config)
-    task.model.load_state_dict(load_checkpoint(s2_dir / "ckpt-best.pth")["model"])
+    task.model.cpu().load_state_dict(load_checkpoint(s2_dir / "ckpt-best.pth")["model"])
     task.model.eval()
-    teacher = task.teacher.eval()
+    teacher = task.teacher.cpu().eval()
     picks = torch.linspace(0, len(task.test_set) - 1, 4).long().unique()
     points = torch.stack([task.test_set[int(i)]["points"] for i in picks])
     torch.manual_seed(0)
     with torch.no_grad():
-        patches, centers = task.grouper(points)
+        patches, centers = task.model.encoder.grouper(points)
         mask = task.model.make_mask(centers)
         pred, _ = task.model(patches, centers, mask)
         _, fine = teacher.decoder(pred)

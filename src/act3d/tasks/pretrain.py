@@ -24,7 +24,6 @@ from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel
 from act3d.models.point_transformer import PointEncoder
-from act3d.models.tokenizer import PatchGrouper
 from act3d.objectives import masked_feature_loss, masked_patch_loss
 from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
@@ -104,7 +103,6 @@ class PretrainTask:
         self.run_dir = run_dir
         m = config.model
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
-        self.grouper = PatchGrouper(m.num_groups, m.group_size)
         self.teacher = None
         self.info = {"objective": config.objective}
         if config.objective == "act":
@@ -127,13 +125,14 @@ class PretrainTask:
         return self.model.named_parameters()
 
     def losses(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
-        patches, centers = self.grouper(points)
+        patches, centers = self.model.encoder.grouper(points)
         mask = self.model.make_mask(centers)
         pred, _ = model(patches, centers, mask)
         b = points.shape[0]
         if self.teacher is None:
             return masked_patch_loss(pred, patches[mask].reshape(b, -1, *patches.shape[2:]))
-        self.teacher.to(points.device)
+        if self.teacher.codebook.device != points.device:  # the Trainer moves only task.model
+            self.teacher.to(points.device)
         with torch.no_grad():
             _, target = self.teacher.encode(patches, centers, temperature=1.0, hard=True)
         return masked_feature_loss(pred, target[mask].reshape(b, -1, target.shape[-1]), self.config.loss)
