@@ -51,7 +51,7 @@ class PointCloudDataset(Dataset[Item]):
         raise NotImplementedError
 
     def _indices(self, index: int, points: Tensor) -> Tensor:
-        if self.sampling != "fps":
+        if self.sampling != "fps" or points.shape[0] <= self.npoints:  # nothing to cache: all points
             return subsample_indices(points, self.npoints, self.sampling)
         if index not in self._fps_cache and self.stacked_points is not None:
             self._fill_fps_cache(self.stacked_points)
