@@ -92,7 +92,7 @@ def eval_loader(dataset: Dataset, data: DataConfig) -> DataLoader:
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (N, C) and labels (N,) of a classifier over a loader, on the CPU."""
+    """Outputs (N, C) (a classifier's logits, an encoder's features) and labels (N,) over a loader, on the CPU."""
     logits, labels = [], []
     for batch in loader:
         logits.append(model(batch["points"].to(device)).float().cpu())

@@ -21,23 +21,19 @@ from act3d.engine.run import make_run_dir, record_run, seed_everything, write_te
 from act3d.errors import ConfigError
 from act3d.models.encoder_io import load_encoder
 from act3d.models.point_transformer import PointEncoder
-from act3d.tasks.common import build_split
+from act3d.tasks.common import build_split, predict_logits
 from act3d.tasks.stats import rows_table
 
 
-@torch.no_grad()
 def extract_features(
     encoder: nn.Module, dataset: Dataset, device: torch.device, batch_size: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encoder features (N, F) and labels (N,) of a dataset, with the encoder in eval mode."""
     was_training = encoder.training
     encoder.eval()
-    feats, labels = [], []
-    for batch in DataLoader(dataset, batch_size=batch_size, shuffle=False):
-        feats.append(encoder(batch["points"].to(device)).float().cpu())
-        labels.append(batch["label"])
+    feats, labels = predict_logits(encoder, DataLoader(dataset, batch_size=batch_size, shuffle=False), device)
     encoder.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+    return feats.numpy(), labels.numpy()
 
 
 def linear_svm_accuracy(
