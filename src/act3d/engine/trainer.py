@@ -45,7 +45,8 @@ class Task(Protocol):
     def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]: ...
 
     def training_step(self, model: nn.Module, batch: Batch, global_step: int) -> tuple[torch.Tensor, dict]:
-        """Loss (scalar tensor) and extra scalars to log, for one (micro-)batch on the device."""
+        """Loss (scalar tensor) and extra scalars to log (floats or detached 0-d tensors, which the
+        engine reads in one host sync per step), for one (micro-)batch on the device."""
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
         """Test metrics; must include ``primary_metric``."""
@@ -199,7 +200,7 @@ class Trainer:
     def _step(self, task, wrapped, model, optimizer, scaler, batch: Batch, state: _State) -> dict[str, float]:
         accum = self.cfg.grad_accum_steps
         optimizer.zero_grad(set_to_none=True)
-        total, logs = 0.0, {}
+        losses, extras = [], []
         for i in range(accum):
             micro = {k: v[i::accum].to(self.device, non_blocking=True) for k, v in batch.items()}
             sync = contextlib.nullcontext() if i == accum - 1 or not self.dist.distributed else wrapped.no_sync()
@@ -208,22 +209,30 @@ class Trainer:
                 torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None),
             ):
                 loss, extra = task.training_step(wrapped, micro, state.global_step)
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"non-finite loss ({loss.item()}) at epoch {state.epoch + 1}, step {state.step_in_epoch + 1} "
-                    f"(global step {state.global_step + 1}); stopping. The last good checkpoint is kept: "
-                    f"{self.last_path if self.last_path.exists() else 'none written yet'}"
-                )
             scaler.scale(loss / accum).backward()
-            total += loss.item() / accum
+            losses.append(loss.detach().float())
+            extras.append(extra)
+        logs: dict[str, Any] = {}
+        for extra in extras:
             for key, value in extra.items():
-                logs[key] = logs.get(key, 0.0) + float(value) / accum
+                logs[key] = logs.get(key, 0.0) + value / accum
         if self.cfg.grad_clip is not None:
             scaler.unscale_(optimizer)
-            logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip))
+            logs["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), self.cfg.grad_clip)
+        on_device = [key for key, value in logs.items() if isinstance(value, torch.Tensor)]
+        values = torch.stack([*losses, *(logs[key].float().reshape(()) for key in on_device)]).tolist()  # one sync
+        micro_losses = values[:accum]
+        logs.update(zip(on_device, values[accum:], strict=True))
+        bad = next((v for v in micro_losses if not math.isfinite(v)), None)
+        if bad is not None:  # checked before the optimizer step: the weights stay the last good ones
+            raise TrainingError(
+                f"non-finite loss ({bad}) at epoch {state.epoch + 1}, step {state.step_in_epoch + 1} "
+                f"(global step {state.global_step + 1}); stopping. The last good checkpoint is kept: "
+                f"{self.last_path if self.last_path.exists() else 'none written yet'}"
+            )
         scaler.step(optimizer)
         scaler.update()
-        return {"loss": total, **logs}
+        return {"loss": sum(v / accum for v in micro_losses), **{key: float(value) for key, value in logs.items()}}
 
     def _end_epoch(self, task, model, optimizer, scheduler, scaler, state: _State, logger) -> None:
         epoch = state.epoch

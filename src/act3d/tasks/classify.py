@@ -120,7 +120,7 @@ class ClassificationTask:
         logits = model(batch["points"])
         loss = F.cross_entropy(logits.float(), batch["label"])
         acc = (logits.argmax(1) == batch["label"]).float().mean() * 100
-        return loss, {"acc": acc.item()}
+        return loss, {"acc": acc.detach()}
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
         logits, labels = predict_logits(model, eval_loader(self.test_set, self.config.data), device)

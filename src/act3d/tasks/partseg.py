@@ -155,7 +155,7 @@ class PartSegTask:
         logits = model(batch["points"], batch["label"])
         loss = F.cross_entropy(logits.float().flatten(0, 1), batch["parts"].flatten())
         acc = (logits.argmax(-1) == batch["parts"]).float().mean() * 100
-        return loss, {"acc": acc.item()}
+        return loss, {"acc": acc.detach()}
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:

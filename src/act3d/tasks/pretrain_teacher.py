@@ -94,9 +94,9 @@ class PretrainTeacherTask:
         kl = codebook_kl(out.logits)
         loss = coarse + fine + weight * kl
         return loss, {
-            "cd_l1_coarse": coarse.item(),
-            "cd_l1_fine": fine.item(),
-            "kl": kl.item(),
+            "cd_l1_coarse": coarse.detach(),
+            "cd_l1_fine": fine.detach(),
+            "kl": kl.detach(),
             "temperature": tau,
             "kl_weight": weight,
         }
