@@ -139,7 +139,7 @@ def test_npz_errors(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"val\.npz: split file for split 'val' does not exist"):
         NpzDataset(tmp_path, "val")
     (tmp_path / "junk.npz").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(DataError, match=r"junk\.npz: is not a valid \.npz file"):
+    with pytest.raises(DataError, match=r"junk\.npz: is not a valid numpy file"):
         NpzDataset(tmp_path, "junk")
 
 

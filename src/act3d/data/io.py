@@ -8,10 +8,11 @@ from a file: ``np.load`` always runs with ``allow_pickle=False`` and pickles go 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import pickle
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -284,29 +285,51 @@ def _read_text(path: Path) -> np.ndarray:
         raise DataError(path, f"is not a table of numbers ({exc})") from None
 
 
-def _read_npy(path: Path) -> np.ndarray:
-    """The array of a .npy file, or of a .npz file: its ``points`` array or its only array."""
+@contextlib.contextmanager
+def _numpy_errors(path: Path) -> Iterator[None]:
+    """Turn what ``np.load`` raises on a bad file into a DataError naming ``path``."""
     try:
-        loaded = np.load(path, allow_pickle=False)
-        if isinstance(loaded, np.ndarray):
-            return loaded
-        with loaded:
-            keys = list(loaded.files)
-            if "points" in keys or len(keys) == 1:
-                key = "points" if "points" in keys else keys[0]
-                array = loaded[key]
-                if not isinstance(array, np.ndarray):  # a member that is not a .npy comes back as bytes
-                    raise DataError(path, f"member {key!r} is not a .npy array")
-                return array
+        yield
     except DataError:
         raise
     except ValueError as exc:
         if "pickle" in str(exc):
             raise DataError(path, "holds pickled Python objects, which are never loaded") from None
         raise DataError(path, f"is not a valid numpy file ({exc})") from None
-    except Exception as exc:  # corrupt files raise many types (OSError, BadZipFile, TokenError...)
+    except Exception as exc:  # corrupt files raise many types (OSError, BadZipFile, EOFError, TokenError...)
         raise DataError(path, f"is not a valid numpy file ({type(exc).__name__}: {exc})") from None
+
+
+def _member(npz: Any, key: str, path: Path) -> np.ndarray:
+    array = npz[key]
+    if not isinstance(array, np.ndarray):  # a member that is not a .npy comes back as bytes
+        raise DataError(path, f"member {key!r} is not a .npy array")
+    return array
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    """The array of a .npy file, or of a .npz file: its ``points`` array or its only array."""
+    with _numpy_errors(path):
+        loaded = np.load(path, allow_pickle=False)
+        if isinstance(loaded, np.ndarray):
+            return loaded
+        with loaded:
+            keys = list(loaded.files)
+            if "points" in keys or len(keys) == 1:
+                return _member(loaded, "points" if "points" in keys else keys[0], path)
     raise DataError(path, f"has arrays {keys}; expected one named 'points' or a single array")
+
+
+def read_npz(path: PathLike, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    """Read arrays ``keys`` of a ``.npz`` file (never unpickling) fully into memory."""
+    path = require_file(path)
+    with _numpy_errors(path), np.load(path, allow_pickle=False) as npz:
+        if not hasattr(npz, "files"):
+            raise DataError(path, "is a single .npy array, expected a .npz archive")
+        missing = [k for k in keys if k not in npz.files]
+        if missing:
+            raise DataError(path, f"has no array {missing[0]!r} (found: {sorted(npz.files)})")
+        return {k: _member(npz, k, path) for k in keys}
 
 
 def _read_mesh(path: Path, num_samples: int, seed: int) -> np.ndarray:

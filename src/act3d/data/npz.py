@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from act3d.data.base import PointCloudDataset
-from act3d.data.io import PathLike, check_clouds, check_labels, read_lines, require_file
+from act3d.data.io import PathLike, check_clouds, check_labels, read_lines, read_npz, require_file
 from act3d.data.transforms import Item
 from act3d.errors import DataError
 
@@ -36,17 +36,7 @@ class NpzDataset(PointCloudDataset):
         self.split, self.path = split, root / f"{split}.npz"
         self.classes = read_lines(root / "classes.txt", "class list")
         require_file(self.path, f"split file for split {split!r}")
-        try:
-            with np.load(self.path, allow_pickle=False) as npz:
-                names = list(npz.files)
-                arrays = {k: npz[k] for k in names if k in ("points", "labels")}
-        except Exception as exc:  # corrupt files raise many types (OSError, BadZipFile, EOFError, MemoryError...)
-            raise DataError(self.path, f"is not a valid .npz file ({type(exc).__name__}: {exc})") from None
-        if not all(isinstance(a, np.ndarray) for a in arrays.values()):  # non-.npy members come back as bytes
-            raise DataError(self.path, "has members that are not .npy arrays")
-        missing = [k for k in ("points", "labels") if k not in arrays]
-        if missing:
-            raise DataError(self.path, f"has no array {missing[0]!r} (found: {sorted(names)})")
+        arrays = read_npz(self.path, ("points", "labels"))
         points, labels = arrays["points"], arrays["labels"]
         check_clouds(points, self.path)
         if points.shape[2] != 3:
