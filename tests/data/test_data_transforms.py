@@ -39,6 +39,15 @@ def test_normalize_unit_sphere_by_hand() -> None:
     assert torch.equal(normalize_unit_sphere(torch.ones(5, 3)), torch.zeros(5, 3))  # one repeated point
 
 
+@pytest.mark.parametrize("scale", [1e-30, 1.0, 1e20, 1e37])
+def test_normalize_unit_sphere_matches_float64_at_any_scale(scale: float) -> None:
+    points = torch.randn(3, 50, 3, generator=_gen(1), dtype=torch.float64) * scale + 2 * scale
+    expected = normalize_unit_sphere(points / scale).float()
+    out = normalize_unit_sphere(points.float())
+    assert torch.isfinite(out).all()
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
+
+
 def test_scale_and_translate_within_bounds() -> None:
     item = {"points": torch.tensor([[0.0, 0, 0], [1, 1, 1]]), "label": torch.tensor(0)}
     t = ScaleAndTranslate(generator=_gen())

@@ -308,6 +308,23 @@ def test_default_fps_matches_ops_and_is_cached(tmp_path: Path) -> None:
     torch.testing.assert_close(ds[2]["points"], expected)
 
 
+def test_in_memory_clouds_of_different_sizes_get_per_cloud_fps(tmp_path: Path) -> None:
+    from act3d.ops import farthest_point_sample
+
+    folder = _modelnet(tmp_path)
+    clouds = [_cloud(n, 6) for n in (200, 150, 90, 300)]
+    labels = [np.array([k], dtype=np.int32) for k in (2, 0, 1, 1)]
+    (folder / "modelnet40_test_8192pts_fps.dat").write_bytes(pickle.dumps([clouds, labels]))
+    ds = ModelNet40(tmp_path, "test", npoints=100, normalize=False)
+    item = ds[1]
+    assert sorted(ds._fps_cache) == [0, 1, 3]  # every cloud at once; cloud 2 keeps its 90 points
+    for i in range(4):
+        raw = torch.from_numpy(clouds[i][:, :3])
+        expected = raw[farthest_point_sample(raw[None], 100)[0]] if len(raw) > 100 else raw[torch.arange(100) % 90]
+        torch.testing.assert_close(ds[i]["points"], expected)
+    torch.testing.assert_close(item["points"], ds[1]["points"])
+
+
 def test_build_dataset_official_names(tmp_path: Path) -> None:
     _shapenet55(tmp_path / "sn")
     _modelnet(tmp_path / "mn")

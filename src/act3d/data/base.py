@@ -24,13 +24,14 @@ class PointCloudDataset(Dataset[Item]):
 
     Subclasses set ``classes`` and ``labels`` (int64 (S,)) and implement ``_load(index)``, returning
     ``{"points": float32 (P, 3)}`` plus optional ``"normals"`` (P, 3) and ``"parts"`` int64 (P,).
-    Subclasses holding every cloud in one array (S, P, 3) set ``stacked_points`` to it: FPS is then
-    computed for all clouds at once, batched, on first use (about 100× faster than cloud by cloud).
+    Subclasses holding every cloud in memory set ``memory_clouds`` to them (an (S, P, >=3) array or
+    a list of (P_i, >=3) arrays): FPS is then computed for all clouds on first use, in padded
+    batches, instead of cloud by cloud.
     """
 
     classes: list[str]
     labels: np.ndarray
-    stacked_points: np.ndarray | None = None
+    memory_clouds: Sequence[np.ndarray] | None = None
 
     def __init__(self, npoints: int, sampling: str, normalize: bool, transform: Callable[[Item], Item] | None) -> None:
         if npoints <= 0:
@@ -53,34 +54,37 @@ class PointCloudDataset(Dataset[Item]):
     def _indices(self, index: int, points: Tensor) -> Tensor:
         if self.sampling != "fps" or points.shape[0] <= self.npoints:  # nothing to cache: all points
             return subsample_indices(points, self.npoints, self.sampling)
-        if index not in self._fps_cache and self.stacked_points is not None:
-            self._fill_fps_cache(self.stacked_points)
+        if index not in self._fps_cache and self.memory_clouds is not None:
+            self._fill_fps_cache(self.memory_clouds)
         if index not in self._fps_cache:
             self._fps_cache[index] = subsample_indices(points, self.npoints, "fps").to(torch.int32)
         return self._fps_cache[index].long()
 
-    def _fill_fps_cache(self, stacked: np.ndarray, chunk: int = 512) -> None:
-        """FPS indices of every cloud of ``stacked`` (S, P, 3), computed in batches of ``chunk`` clouds."""
-        if stacked.shape[1] <= self.npoints:
-            return
+    def _fill_fps_cache(self, clouds: Sequence[np.ndarray], chunk: int = 512) -> None:
+        """FPS indices of every cloud of ``clouds`` longer than ``npoints``, ``chunk`` clouds at a time.
+
+        Clouds of different sizes are zero-padded and passed with their lengths, which gives the
+        same indices as FPS cloud by cloud.
+        """
         from act3d.ops import farthest_point_sample
 
-        for start in range(0, len(stacked), chunk):
-            batch = torch.from_numpy(np.ascontiguousarray(stacked[start : start + chunk, :, :3], dtype=np.float32))
-            idx = farthest_point_sample(batch, self.npoints).to(torch.int32)
-            self._fps_cache.update({start + i: row for i, row in enumerate(idx)})
+        todo = [i for i in range(len(clouds)) if len(clouds[i]) > self.npoints]
+        for start in range(0, len(todo), chunk):
+            part = todo[start : start + chunk]
+            lengths = torch.tensor([len(clouds[i]) for i in part])
+            batch = torch.zeros(len(part), int(lengths.max()), 3)
+            for row, i in enumerate(part):
+                batch[row, : len(clouds[i])] = torch.from_numpy(np.asarray(clouds[i][:, :3], dtype=np.float32))
+            idx = farthest_point_sample(batch, self.npoints, lengths=lengths).to(torch.int32)
+            self._fps_cache.update(zip(part, idx, strict=True))
 
     def __getitem__(self, index: int) -> Item:
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} is out of range for {len(self)} samples")
-        item = {k: torch.tensor(v) for k, v in self._load(index).items()}  # a copy: transforms may write
-        item = take(item, self._indices(index, item["points"]))
+        loaded = {k: _as_tensor(v) for k, v in self._load(index).items()}
+        item = take(loaded, self._indices(index, loaded["points"]))  # a copy: transforms may write
         if self.normalize:
-            points = item["points"]
-            if points.abs().amax() > 1e18:  # squared norms of such coordinates overflow float32
-                item["points"] = normalize_unit_sphere(points.double()).float()
-            else:
-                item["points"] = normalize_unit_sphere(points)
+            item["points"] = normalize_unit_sphere(item["points"])
         item["label"] = torch.tensor(int(self.labels[index]), dtype=torch.long)
         return item if self.transform is None else self.transform(item)
 
@@ -93,6 +97,13 @@ class PartDataset(PointCloudDataset):
     @property
     def num_parts(self) -> int:
         return sum(len(p) for p in self.part_classes.values())
+
+
+def _as_tensor(array: np.ndarray) -> Tensor:
+    """``array`` as a tensor, sharing its memory unless it is read-only or not in native byte order."""
+    if not array.flags.writeable or not array.dtype.isnative:
+        array = array.astype(array.dtype.newbyteorder("="))
+    return torch.from_numpy(array)
 
 
 def check_split(split: str, splits: Sequence[str], dataset: str) -> None:

@@ -51,9 +51,9 @@ def _cloud(value: Any, path: Path, sample: int, columns: int) -> np.ndarray:
 
 def _item(cloud: np.ndarray, use_normals: bool) -> dict[str, np.ndarray]:
     """Split a (P, >=3 or >=6) cloud into points and, when asked, normals."""
-    item = {"points": cloud[:, :3].astype(np.float32)}
+    item = {"points": cloud[:, :3].astype(np.float32, copy=False)}
     if use_normals:
-        item["normals"] = cloud[:, 3:6].astype(np.float32)
+        item["normals"] = cloud[:, 3:6].astype(np.float32, copy=False)
     return item
 
 
@@ -91,7 +91,6 @@ class ModelNet40(PointCloudDataset):
         self.split, self.use_normals = split, use_normals
         self.classes = read_lines(names_file, "class list")
         self.files: list[Path] = []
-        self.clouds: list[np.ndarray] | None = None
         cache = self.folder / f"{self.prefix}_{split}_{CACHE_POINTS}pts_fps.dat"
         if cache.is_file() and npoints <= CACHE_POINTS:
             self._read_cache(cache)
@@ -123,14 +122,14 @@ class ModelNet40(PointCloudDataset):
         if not data[0]:
             raise DataError(cache, "holds no samples")
         columns = 6 if self.use_normals else 3
-        self.clouds = [_cloud(v, cache, i, columns) for i, v in enumerate(data[0])]
+        self.memory_clouds = [_cloud(v, cache, i, columns) for i, v in enumerate(data[0])]
         labels = np.array([_label(v, cache, i) for i, v in enumerate(data[1])], dtype=np.int64)
         self.labels = check_labels(labels, cache, len(labels), self.num_classes, f"{self.prefix}_shape_names.txt")
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
         columns = 6 if self.use_normals else 3
-        if self.clouds is not None:
-            cloud = self.clouds[index]
+        if self.memory_clouds is not None:
+            cloud = self.memory_clouds[index]
         else:
             cloud = read_point_file(self.files[index])
             if cloud.shape[1] < columns:
@@ -178,11 +177,11 @@ class ModelNetFewShot(PointCloudDataset):
         if not data[split]:
             raise DataError(self.path, f"holds no samples under {split!r}")
         columns = 6 if use_normals else 3
-        self.clouds, labels, names = [], [], {}
+        clouds, labels, names = [], [], {}
         for i, entry in enumerate(data[split]):
             if not (isinstance(entry, list | tuple) and len(entry) == 3):
                 raise DataError(self.path, f"sample {i} is not a (points, label, original label) triple")
-            self.clouds.append(_cloud(entry[0], self.path, i, columns))
+            clouds.append(_cloud(entry[0], self.path, i, columns))
             labels.append(_label(entry[1], self.path, i))
             original = _label(entry[2], self.path, i)
             if not 0 <= original < len(MODELNET40_CLASSES):
@@ -190,6 +189,7 @@ class ModelNetFewShot(PointCloudDataset):
             names.setdefault(labels[-1], MODELNET40_CLASSES[original])
         self.labels = check_labels(np.array(labels), self.path, len(labels), way, f"a {way}-way fold")
         self.classes = [names.get(k, f"class_{k}") for k in range(way)]
+        self.memory_clouds = clouds
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
-        return _item(self.clouds[index], self.use_normals)
+        return _item(self.memory_clouds[index], self.use_normals)

@@ -41,7 +41,7 @@ class NpzDataset(PointCloudDataset):
         check_clouds(points, self.path)
         if points.shape[2] != 3:
             raise DataError(self.path, f"has points of shape {points.shape}, expected (samples, points, 3)")
-        self.points = self.stacked_points = points.astype(np.float32, copy=False)
+        self.points = self.memory_clouds = points.astype(np.float32, copy=False)
         self.labels = check_labels(labels, self.path, len(points), len(self.classes), str(root / "classes.txt"))
 
     def _load(self, index: int) -> dict[str, np.ndarray]:

@@ -56,7 +56,7 @@ class ScanObjectNN(PointCloudDataset):
         self.path = base / f"{'training' if split == 'train' else 'test'}_{name}"
         arrays = read_h5(self.path, ("data", "label"))
         check_clouds(arrays["data"], self.path)
-        self.points = self.stacked_points = np.asarray(arrays["data"][..., :3], dtype=np.float32)
+        self.points = self.memory_clouds = np.asarray(arrays["data"][..., :3], dtype=np.float32)
         self.labels = check_labels(arrays["label"], self.path, len(self.points), len(CLASSES), "ScanObjectNN")
 
     def _load(self, index: int) -> dict[str, np.ndarray]:
