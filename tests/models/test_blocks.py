@@ -1,5 +1,6 @@
 """The building blocks of the networks, each against a naive reference."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +74,7 @@ def test_transformer_stack_matches_a_manual_pre_norm_block():
     torch.manual_seed(0)
     stack = TransformerStack(16, 1, 2).eval()
     x, pos = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
-    out, taken = stack(x, pos, return_layers=(1,))
+    out = stack(x, pos)
     blk = stack.blocks[0]
     h = x + pos
     q, k, v = blk.attn.qkv(blk.norm1(h)).reshape(2, 5, 3, 2, 8).permute(2, 0, 3, 1, 4)
@@ -81,4 +82,16 @@ def test_transformer_stack_matches_a_manual_pre_norm_block():
     h = h + blk.attn.proj(att)
     h = h + blk.mlp.fc2(nn.functional.gelu(blk.mlp.fc1(blk.norm2(h))))
     torch.testing.assert_close(out, h, atol=1e-5, rtol=1e-4)
-    torch.testing.assert_close(taken[0], out)
+    torch.testing.assert_close(stack.forward_intermediates(x, pos, (1,))[0], out)
+
+
+def test_forward_intermediates_match_the_full_stack_and_skip_later_blocks():
+    torch.manual_seed(0)
+    stack = TransformerStack(16, 3, 2).eval()
+    x, pos = torch.randn(2, 5, 16), torch.randn(2, 5, 16)
+    first = stack.blocks[0](x + pos)
+    second = stack.blocks[1](first + pos)
+    stack.blocks[2].register_forward_hook(lambda *_: pytest.fail("block 3 ran"))
+    taken = stack.forward_intermediates(x, pos, (2, 1))
+    torch.testing.assert_close(taken[0], first)
+    torch.testing.assert_close(taken[1], second)

@@ -89,8 +89,8 @@ class MaskedPointModel(nn.Module):
         vis_patches = patches[visible].reshape(b, g - num_mask, *patches.shape[2:])
         vis_centers = centers[visible].reshape(b, g - num_mask, 3)
         mask_centers = centers[mask].reshape(b, num_mask, 3)
-        encoded, _ = self.encoder.encode_tokens(self.encoder.patch_embed(vis_patches), vis_centers)
+        encoded = self.encoder.encode_tokens(self.encoder.patch_embed(vis_patches), vis_centers)
         x = torch.cat([encoded[:, 1:], self.mask_token.expand(b, num_mask, -1)], dim=1)
         pos = self.decoder_pos_embed(torch.cat([vis_centers, mask_centers], dim=1))
-        x, _ = self.decoder(x, pos)
+        x = self.decoder(x, pos)
         return self.head(self.decoder_norm(x[:, -num_mask:])), encoded

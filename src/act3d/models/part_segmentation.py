@@ -100,17 +100,10 @@ class PartSegmenter(nn.Module):
             if name in ("cls_token", "cls_pos") or (block is not None and int(block) >= self.layers[-1]):
                 param.requires_grad_(False)
 
-    def token_features(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """points (B, N, 3) → (token features (B, G, len(layers)·dim), centres (B, G, 3))."""
-        enc = self.encoder
-        patches, centers = enc.grouper(points)
-        tokens = enc.patch_embed(patches)
-        _, taken = enc.blocks(tokens, enc.pos_embed(centers), self.layers)
-        return torch.cat([enc.norm(x) for x in taken], dim=-1), centers
-
     def forward(self, points: torch.Tensor, category: torch.Tensor) -> torch.Tensor:
         b, n, _ = points.shape
-        feats, centers = self.token_features(points)
+        taken, centers = self.encoder.layer_features(points, self.layers)
+        feats = torch.cat(taken, dim=-1)
         one_hot = nn.functional.one_hot(category, self.num_categories).to(feats.dtype)
         global_feat = torch.cat([feats.amax(dim=1), feats.mean(dim=1), self.label_embed(one_hot)], dim=-1)
         propagated = torch.cat([points, interpolate_features(points, centers, feats)], dim=-1)

@@ -6,6 +6,7 @@ The encoder is the same module in stage II (where it sees only visible tokens) a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -60,24 +61,29 @@ class PointEncoder(nn.Module):
         """Width of the pooled feature ``[CLS ; max-pool]``."""
         return 2 * self.dim
 
-    def encode_tokens(
-        self, tokens: torch.Tensor, centers: torch.Tensor, return_layers: tuple[int, ...] = ()
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """tokens (B, T, dim), centres (B, T, 3) → (normed output (B, 1+T, dim), normed ``return_layers``).
+    def encode_tokens(self, tokens: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+        """tokens (B, T, dim), centres (B, T, 3) → normed output (B, 1+T, dim), CLS first.
 
         Only the tokens given are attended to: stage II passes the visible ones alone.
         """
         b = tokens.shape[0]
         x = torch.cat([self.cls_token.expand(b, -1, -1), tokens], dim=1)
         pos = torch.cat([self.cls_pos.expand(b, -1, -1), self.pos_embed(centers)], dim=1)
-        x, layers = self.blocks(x, pos, return_layers)
-        return self.norm(x), [self.norm(layer) for layer in layers]
+        return self.norm(self.blocks(x, pos))
+
+    def layer_features(self, points: torch.Tensor, layers: Sequence[int]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """points (B, N, 3) → (normed outputs (B, G, dim) of the 1-based blocks ``layers``, centres (B, G, 3)).
+
+        The tokens are encoded without the CLS token (the part-segmentation protocol).
+        """
+        patches, centers = self.grouper(points)
+        taken = self.blocks.forward_intermediates(self.patch_embed(patches), self.pos_embed(centers), layers)
+        return [self.norm(x) for x in taken], centers
 
     def forward(self, points: torch.Tensor) -> torch.Tensor:
         """points (B, N, 3) → pooled features (B, 2·dim) = [CLS ; max over tokens]."""
         patches, centers = self.grouper(points)
-        x, _ = self.encode_tokens(self.patch_embed(patches), centers)
-        return pool_tokens(x)
+        return pool_tokens(self.encode_tokens(self.patch_embed(patches), centers))
 
     @torch.no_grad()
     def embed(self, points: torch.Tensor, normalize: bool = True) -> torch.Tensor:

@@ -5,6 +5,8 @@ Parameter names (``blocks.N.norm1``, ``attn.qkv``, ``mlp.fc1`` …) match Point-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from timm.models.vision_transformer import Block
 from torch import nn
@@ -28,13 +30,20 @@ class TransformerStack(nn.Module):
             Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=rate) for rate in rates
         )
 
-    def forward(
-        self, x: torch.Tensor, pos: torch.Tensor, return_layers: tuple[int, ...] = ()
-    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """x, pos (B, T, dim) → (output (B, T, dim), outputs of the 1-based ``return_layers``)."""
-        taken = []
-        for i, block in enumerate(self.blocks, start=1):
+    def forward(self, x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """x, pos (B, T, dim) → output (B, T, dim)."""
+        for block in self.blocks:
             x = block(x + pos)
-            if i in return_layers:
+        return x
+
+    def forward_intermediates(self, x: torch.Tensor, pos: torch.Tensor, indices: Sequence[int]) -> list[torch.Tensor]:
+        """x, pos (B, T, dim) → outputs (B, T, dim) of the 1-based blocks ``indices``, in ascending order.
+
+        Blocks after the last one asked for are not run.
+        """
+        taken = []
+        for i, block in enumerate(self.blocks[: max(indices)], start=1):
+            x = block(x + pos)
+            if i in indices:
                 taken.append(x)
-        return x, taken
+        return taken
