@@ -181,9 +181,8 @@ def _print_results(run_dir: Path) -> None:
 
 def run_fewshot_command(args: argparse.Namespace) -> Path:
     from act3d.engine.config import load_config
-    from act3d.engine.run import make_run_dir, record_run
     from act3d.tasks.fewshot import FewShotConfig, run_fewshot
-    from act3d.tasks.stats import run_seeds
+    from act3d.tasks.runner import sweep_seeds
 
     preset, overrides, resume = _resumable(args)
     config = load_config(FewShotConfig, preset, overrides)
@@ -191,25 +190,18 @@ def run_fewshot_command(args: argparse.Namespace) -> Path:
     if not args.seeds:
         run_dir = run_fewshot(config, preset, args.device, progress, resume)
     else:
-        run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
-        if not resume:
-            record_run(run_dir, config, args.seeds[0])
 
-        def one(seed: int, sub: Path, _resume: bool) -> Path:
-            cfg = config.model_copy(deep=True)
-            cfg.train.seed = seed
-            cfg.run = cfg.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name})
-            return run_fewshot(cfg, None, args.device, progress, sub.is_dir())
+        def one(cfg: FewShotConfig, _resume: bool) -> Path:  # a seed folder holds fold folders, no checkpoint
+            return run_fewshot(cfg, None, args.device, progress, (Path(cfg.run.output_dir) / cfg.run.name).is_dir())
 
-        run_seeds(run_dir, args.seeds, one, f"fewshot: {run_dir.name}", ["each seed: mean over folds"])
+        run_dir = sweep_seeds(config, args.seeds, one, "fewshot", preset, resume, ["each seed: mean over folds"])
     _print_results(run_dir)
     return run_dir
 
 
 def run_svm_command(args: argparse.Namespace) -> Path:
     from act3d.engine.config import load_config
-    from act3d.engine.run import make_run_dir, record_run
-    from act3d.tasks.stats import run_seeds
+    from act3d.tasks.runner import sweep_seeds
     from act3d.tasks.svm import SvmConfig, run_svm
 
     preset = resolve_preset(args.config)
@@ -220,19 +212,7 @@ def run_svm_command(args: argparse.Namespace) -> Path:
     if not args.seeds:
         run_dir = run_svm(config, preset, args.device)
     else:
-        run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
-        record_run(run_dir, config, args.seeds[0])
-
-        def one(seed: int, sub: Path, _resume: bool) -> Path:
-            cfg = config.model_copy(
-                update={
-                    "seed": seed,
-                    "run": config.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name}),
-                }
-            )
-            return run_svm(cfg, None, args.device)
-
-        run_seeds(run_dir, args.seeds, one, f"svm: {run_dir.name}")
+        run_dir = sweep_seeds(config, args.seeds, lambda cfg, _: run_svm(cfg, None, args.device), "svm", preset)
     _print_results(run_dir)
     return run_dir
 

@@ -211,7 +211,7 @@ def test_segmentation_metrics_end_to_end():
         torch.tensor([[9.0, 0, 3.0, 0, 0], [9.0, 0, 0, 3.0, 0]]),  # B: part 0 not allowed → 2, 3
     ]
     targets = [torch.tensor([0, 1]), torch.tensor([2, 2])]
-    m = segmentation_metrics(logits, targets, [0, 1], ["A", "B"], part_classes)
+    m = segmentation_metrics(zip(logits, targets, [0, 1], strict=True), ["A", "B"], part_classes)
     # B: part 2 IoU 1/2, part 3 IoU 0, part 4 absent from both 1 → 0.5
     assert m["inst_miou"] == pytest.approx(75.0) and m["class_miou"] == pytest.approx(75.0)
     assert m["acc"] == pytest.approx(75.0)

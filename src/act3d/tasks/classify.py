@@ -25,14 +25,14 @@ from act3d.engine.config import (
 )
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
-from act3d.models.encoder_io import load_encoder
-from act3d.models.point_transformer import PointClassifier, PointEncoder
+from act3d.models.point_transformer import PointClassifier
 from act3d.ops import gather_points
 from act3d.tasks.common import (
     accuracy_metrics,
     build_split,
     check_patches_fit,
     eval_loader,
+    initial_encoder,
     predict_logits,
     train_and_test_sets,
 )
@@ -91,7 +91,6 @@ class ClassificationTask:
         self,
         config: ClassifyConfig,
         run_dir: Path | None = None,
-        encoder: PointEncoder | None = None,
         datasets: tuple[Dataset, Dataset] | None = None,
     ) -> None:
         self.config = config
@@ -101,11 +100,8 @@ class ClassificationTask:
         if config.head_classes is not None and config.head_classes < classes:
             raise ConfigError(f"head_classes ({config.head_classes}) is smaller than the {classes} dataset classes")
         self.num_classes = config.head_classes or classes
-        if encoder is None:
-            encoder = (
-                load_encoder(config.init, config.model) if config.init else PointEncoder(**config.model.model_dump())
-            )
-        self.info = {"init": config.init or "random (no pretraining)", "mode": config.mode}
+        encoder, source = initial_encoder(config.init, config.model)
+        self.info = {"init": source, "mode": config.mode}
         head = "linear" if config.mode == "mlp-linear" else "mlp3"
         self.model = PointClassifier(encoder, self.num_classes, head, config.head_dropout)
         if config.mode != "full":

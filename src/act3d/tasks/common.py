@@ -8,11 +8,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from act3d.api import load_encoder
 from act3d.data import build_dataset
 from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate, take
-from act3d.engine.config import DataConfig
+from act3d.engine.config import DataConfig, EncoderConfig
 from act3d.engine.loader import Item, SeededAugment
 from act3d.errors import ConfigError
+from act3d.models.point_transformer import PointEncoder
 
 
 def build_augment(data: DataConfig) -> Callable[[Item, torch.Generator], Item] | None:
@@ -106,3 +108,11 @@ def accuracy_metrics(logits: torch.Tensor, labels: torch.Tensor, num_classes: in
     correct = (pred == labels).float()
     per_class = [correct[labels == c].mean() for c in range(num_classes) if (labels == c).any()]
     return {"acc": 100.0 * correct.mean().item(), "class_acc": 100.0 * torch.stack(per_class).mean().item()}
+
+
+def initial_encoder(init: str | None, config: EncoderConfig | None) -> tuple[PointEncoder, str]:
+    """The encoder a task starts from and its description: the checkpoint ``init``, or a random
+    initialisation (the "no pretraining" baseline) when ``init`` is None or ``"random"``."""
+    if init in (None, "random"):
+        return load_encoder("random", config), "random init (no pretraining)"
+    return load_encoder(init, config), str(init)

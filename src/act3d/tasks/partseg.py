@@ -8,7 +8,7 @@ mIoU is the mean over shapes, class mIoU the mean over categories of their shape
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -27,10 +27,8 @@ from act3d.engine.config import (
 )
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
-from act3d.models.encoder_io import load_encoder
 from act3d.models.part_segmentation import PartSegmenter
-from act3d.models.point_transformer import PointEncoder
-from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
+from act3d.tasks.common import check_patches_fit, eval_loader, initial_encoder, train_and_test_sets
 
 
 class SegHeadConfig(Strict):
@@ -99,15 +97,14 @@ def miou_metrics(shape_mious: Sequence[float], categories: Sequence[str]) -> dic
 
 
 def segmentation_metrics(
-    logits: Iterable[torch.Tensor],
-    targets: Iterable[torch.Tensor],
-    labels: Iterable[int],
+    shapes: Iterable[tuple[torch.Tensor, torch.Tensor, int]],
     classes: Sequence[str],
     part_classes: Mapping[str, Sequence[int]],
 ) -> dict[str, float]:
-    """Instance/class mIoU and point accuracy over shapes (logits (N, P), target (N,), category index)."""
+    """Instance/class mIoU and point accuracy over ``shapes``: (logits (N, P), target (N,), category
+    index) each, consumed one at a time (a generator keeps one batch of logits in memory)."""
     shape_mious, cats, correct, seen = [], [], 0, 0
-    for logit, target, label in zip(logits, targets, labels, strict=True):
+    for logit, target, label in shapes:
         cat = classes[int(label)]
         pred = restricted_argmax(logit, part_classes[cat])
         ious = part_ious(pred, target, part_classes[cat])
@@ -137,13 +134,13 @@ class PartSegTask:
         self.classes: list[str] = list(base.classes)
         self.part_classes: dict[str, list[int]] = {k: list(v) for k, v in base.part_classes.items()}
         num_parts = max(p for parts in self.part_classes.values() for p in parts) + 1
-        encoder = load_encoder(config.init, config.model) if config.init else PointEncoder(**config.model.model_dump())
+        encoder, source = initial_encoder(config.init, config.model)
         h = config.head
         self.model = PartSegmenter(
             encoder, len(self.classes), num_parts, h.layers, h.propagation, h.head, h.label_dim, h.dropout
         )
         self.info = {
-            "init": config.init or "random (no pretraining)",
+            "init": source,
             "metrics": "inst_miou: mean over shapes; class_miou: mean of category means; absent part = IoU 1; "
             "argmax restricted to the category's parts (in %)",
         }
@@ -159,15 +156,17 @@ class PartSegTask:
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
-        logits, targets, labels, loss, count = [], [], [], 0.0, 0
-        for batch in eval_loader(self.test_set, self.config.data):
-            out = model(batch["points"].to(device), batch["label"].to(device)).float().cpu()
-            loss += F.cross_entropy(out.flatten(0, 1), batch["parts"].flatten(), reduction="sum").item()
-            count += batch["parts"].numel()
-            logits += list(out)
-            targets += list(batch["parts"])
-            labels += batch["label"].tolist()
-        metrics = segmentation_metrics(logits, targets, labels, self.classes, self.part_classes)
+        loss, count = 0.0, 0
+
+        def shapes() -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+            nonlocal loss, count
+            for batch in eval_loader(self.test_set, self.config.data):
+                out = model(batch["points"].to(device), batch["label"].to(device)).float().cpu()
+                loss += F.cross_entropy(out.flatten(0, 1), batch["parts"].flatten(), reduction="sum").item()
+                count += batch["parts"].numel()
+                yield from zip(out, batch["parts"], batch["label"].tolist(), strict=True)
+
+        metrics = segmentation_metrics(shapes(), self.classes, self.part_classes)
         return {
             "inst_miou": metrics.pop("inst_miou"),
             "class_miou": metrics.pop("class_miou"),

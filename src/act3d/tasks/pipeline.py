@@ -99,7 +99,7 @@ def _svm_rows(config: PipelineConfig, encoder_path: Path, device: str) -> list[d
     from act3d.tasks.common import build_split
 
     dev, data = resolve_device(device), config.finetune.data
-    train, test = build_split(data, data.train_split, data.train_npoints), build_split(data, data.test_split)
+    train, test = build_split(data, data.train_split), build_split(data, data.test_split)  # both at npoints
     torch.manual_seed(config.finetune.train.seed)
     rows = []
     for label, encoder in (

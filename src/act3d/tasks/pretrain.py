@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from pydantic import Field, model_validator
 from torch import nn
+from torch.utils.data import Dataset
 
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import (
@@ -25,7 +26,7 @@ from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel
 from act3d.models.point_transformer import PointEncoder
 from act3d.objectives import masked_feature_loss, masked_patch_loss
-from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
+from act3d.tasks.common import build_split, check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
 
 
@@ -104,6 +105,7 @@ class PretrainTask:
         m = config.model
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
         self.teacher = None
+        self._svm_train: Dataset | None = None
         self.info = {"objective": config.objective}
         if config.objective == "act":
             self.teacher = load_stage1_teacher(config.teacher_checkpoint, m.num_groups, m.group_size)
@@ -140,6 +142,15 @@ class PretrainTask:
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
         return self.losses(model, batch["points"]), {}
 
+    def _svm_train_set(self) -> Dataset:
+        """The SVM probe's training clouds: un-augmented, ``npoints`` each like the test clouds."""
+        data = self.config.data
+        if data.train_npoints in (None, data.npoints):
+            return self.train_set.dataset
+        if self._svm_train is None:
+            self._svm_train = build_split(data, data.train_split)
+        return self._svm_train
+
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
         torch.manual_seed(self.config.train.seed)
         total, count = 0.0, 0
@@ -150,7 +161,7 @@ class PretrainTask:
         metrics = {"loss": total / count}
         if self.config.svm_eval:
             encoder = self.model.encoder
-            train = extract_features(encoder, self.train_set.dataset, device)
+            train = extract_features(encoder, self._svm_train_set(), device)
             test = extract_features(encoder, self.test_set, device)
             metrics["svm_acc"] = linear_svm_accuracy(train, test, seed=self.config.train.seed)
         if self.run_dir is not None:

@@ -67,17 +67,42 @@ def train_seeds(
     show_progress: bool = True,
 ) -> Path:
     """:func:`train_task` once per seed in ``<run>/seed<k>/``, then mean ± std of final and best at the top."""
+
+    def one(cfg: TrainingRun, resume_seed: bool) -> Path:
+        return train_task(cfg, make_task, preset, resume_seed, device, show_progress)[0]
+
+    return sweep_seeds(config, seeds, one, getattr(config, "task", "run"), preset, resume)
+
+
+def sweep_seeds(
+    config: Any,
+    seeds: Sequence[int],
+    run_one: Callable[[Any, bool], Path],
+    title: str,
+    preset: str | Path | None = None,
+    resume: bool = False,
+    notes: Sequence[str] = (),
+) -> Path:
+    """``run_one(config for seed k, resume)`` for every seed, each in ``<run>/seed<k>/``, then the
+    mean ± std over seeds in ``<run>/results.{json,md}``; returns ``<run>``.
+
+    The seed is set where the config keeps it: ``train.seed`` for training runs, ``seed`` otherwise.
+    ``resume`` is true for a seed whose folder holds ``ckpt-last.pth`` (see :func:`run_seeds`).
+    """
     run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
     if not resume:
         record_run(run_dir, config, seeds[0])
 
     def one(seed: int, sub: Path, resume_seed: bool) -> Path:
         cfg = config.model_copy(deep=True)
-        cfg.train.seed = seed
+        if hasattr(cfg, "train"):
+            cfg.train.seed = seed
+        else:
+            cfg.seed = seed
         cfg.run = cfg.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name})
-        return train_task(cfg, make_task, preset, resume_seed, device, show_progress)[0]
+        return run_one(cfg, resume_seed)
 
-    run_seeds(run_dir, list(seeds), one, f"{getattr(config, 'task', 'run')}: {run_dir.name}")
+    run_seeds(run_dir, list(seeds), one, f"{title}: {run_dir.name}", notes)
     return run_dir
 
 

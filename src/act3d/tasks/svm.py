@@ -19,9 +19,7 @@ from act3d.engine.config import DataConfig, EncoderConfig, RunConfig, Strict
 from act3d.engine.distributed import resolve_device
 from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
 from act3d.errors import ConfigError
-from act3d.models.encoder_io import load_encoder
-from act3d.models.point_transformer import PointEncoder
-from act3d.tasks.common import build_split, predict_logits
+from act3d.tasks.common import build_split, initial_encoder, predict_logits
 from act3d.tasks.stats import rows_table
 
 
@@ -71,12 +69,7 @@ def run_svm(config: SvmConfig, preset: str | Path | None = None, device: str = "
     record_run(run_dir, config, config.seed)
     seed_everything(config.seed)
     dev = resolve_device(device)
-    if config.init == "random":
-        encoder = PointEncoder(**(config.model or EncoderConfig()).model_dump())
-        source = "random init (no pretraining)"
-    else:
-        encoder = load_encoder(config.init, config.model)
-        source = str(config.init)
+    encoder, source = initial_encoder(config.init, config.model)
     encoder.to(dev)
     data = config.data
     batch = data.eval_batch_size or data.batch_size
