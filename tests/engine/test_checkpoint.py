@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from act3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from act3d.engine.checkpoint import atomic_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from act3d.errors import CheckpointError
 
 
@@ -39,6 +39,24 @@ def test_failed_write_keeps_previous_checkpoint(tmp_path, monkeypatch):
     monkeypatch.undo()
     torch.testing.assert_close(load_checkpoint(path)["w"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pth"]
+
+
+@pytest.mark.parametrize("unique", [False, True])
+def test_atomic_path_replaces_on_success_only(tmp_path, unique):
+    path = tmp_path / "results.json"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(path, unique) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed mid-write")
+    assert path.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    names = []
+    for text in ("new", "newer"):
+        with atomic_path(path, unique) as tmp:
+            assert path.read_text() != text  # not visible before the block ends
+            tmp.write_text(text)
+            names.append(tmp.name)
+        assert path.read_text() == text and [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert (names[0] != names[1]) == unique  # writers of a shared cache get a file each
 
 
 class _Exploit:

@@ -6,8 +6,11 @@ A checkpoint is a dict ``{"model", "optimizer", "scheduler", "scaler", "epoch", 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,21 +20,38 @@ import torch
 from act3d.errors import CheckpointError
 
 
-def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
-    """Write ``state`` to a temporary file, fsync, then atomically rename over ``path``.
+@contextlib.contextmanager
+def atomic_path(path: str | Path, unique: bool = False) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to. When the block succeeds the file is fsynced and
+    renamed over ``path``; if it fails the temporary file is removed. A failed or killed write leaves
+    the previous ``path`` intact and readers never see a partial file.
 
-    If writing fails (disk full, killed process) the previous file at ``path`` is untouched.
+    The temporary file is ``.<name>.tmp``, which the next write replaces if a kill left it behind;
+    ``unique`` makes a fresh ``.<name>.<random>.tmp`` instead, for files that several processes may
+    write at once (a shared cache).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
+    if unique:
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        tmp = Path(name)
+    else:
+        tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
+        yield tmp
+        with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError as err:
+    finally:
         tmp.unlink(missing_ok=True)
+
+
+def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
+    """Write ``state`` atomically (:func:`atomic_path`): on failure the previous file is untouched."""
+    try:
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            torch.save(state, handle)
+    except OSError as err:
         raise CheckpointError(f"{path}: could not write checkpoint ({err}); the previous one is intact") from err
 
 

@@ -12,6 +12,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from act3d.engine.run import write_text_atomic
+
 
 class MetricLogger:
     """Appends ``{"step", "epoch", **metrics}`` records to ``metrics.jsonl`` and TensorBoard.
@@ -41,9 +43,7 @@ def truncate_metrics(path: Path, last_step: int) -> None:
     """Drop records after ``last_step`` (and torn lines): a resumed run replays those steps."""
     if path.is_file():
         kept = [json.dumps(r) + "\n" for r in read_metrics(path) if r["step"] <= last_step]
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(kept))
-        tmp.replace(path)
+        write_text_atomic(path, "".join(kept))
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel
 
+from act3d.engine.checkpoint import atomic_path
 from act3d.engine.config import config_to_yaml
 
 RECORDED_PACKAGES = ("act3d", "torch", "torchvision", "timm", "numpy", "scikit-learn", "h5py", "transformers")
@@ -64,13 +65,9 @@ def seed_everything(seed: int) -> None:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, fsync it, then rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    """Write ``text`` to ``path`` atomically (:func:`act3d.engine.checkpoint.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _git_commit() -> str | None:

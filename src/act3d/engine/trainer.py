@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from act3d.engine.batchnorm import recalibrate_batchnorm
-from act3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from act3d.engine.checkpoint import atomic_path, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from act3d.engine.config import OptimizerConfig, SchedulerConfig, TrainConfig
 from act3d.engine.distributed import DistInfo, gather_objects
 from act3d.engine.loader import ResumableSampler, SeededAugment, make_loader
@@ -260,12 +260,10 @@ class Trainer:
             tqdm.write(f"epoch {epoch + 1}: " + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
         self._save(self.last_path, model, optimizer, scheduler, scaler, state, metrics)
         if improved and self.dist.is_main:
-            tmp = self.best_path.with_name(".ckpt-best.pth.tmp")
             try:
-                shutil.copyfile(self.last_path, tmp)
-                tmp.replace(self.best_path)
+                with atomic_path(self.best_path) as tmp:
+                    shutil.copyfile(self.last_path, tmp)
             except OSError as err:  # disk full: keep the previous best, say so
-                tmp.unlink(missing_ok=True)
                 raise CheckpointError(
                     f"{self.best_path}: could not write checkpoint ({err}); the previous one is intact"
                 ) from err

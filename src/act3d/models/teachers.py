@@ -25,7 +25,6 @@ import itertools
 import os
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from act3d.engine.checkpoint import atomic_path
 from act3d.errors import CheckpointError, ConfigError
 
 __all__ = [
@@ -444,17 +444,12 @@ def _read_cache(path: Path, source_sha256: str) -> dict[str, torch.Tensor] | Non
 
 
 def _write_cache(path: Path, state_dict: dict[str, torch.Tensor], source_sha256: str) -> None:
-    """Writes atomically (temporary file, then ``os.replace``) so readers never see a partial file."""
+    """Writes atomically (:func:`act3d.engine.checkpoint.atomic_path`): readers never see a partial file."""
     from safetensors.torch import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state_dict, tmp, metadata={"source_sha256": source_sha256, "format": _DINOV2_ARCH})
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path, unique=True) as tmp:  # ranks of a distributed run may write it at once
+        save_file(state_dict, str(tmp), metadata={"source_sha256": source_sha256, "format": _DINOV2_ARCH})
 
 
 # ------------------------------------------------------------------------ BERT-family (language)
