@@ -1,7 +1,8 @@
 """Checkpoints: written atomically, read safely (``weights_only=True``), holding everything to resume.
 
-A checkpoint is a dict ``{"model", "optimizer", "scheduler", "scaler", "epoch", "step", "global_step",
-"rng", "metrics", "best_metric", "config"}``; ``model`` is the unwrapped (non-DDP) state dict.
+A training checkpoint is a dict ``{"model", "optimizer", "scheduler", "scaler", "epoch",
+"step_in_epoch", "global_step", "best_epoch", "best_metrics", "history", "metrics", "rng",
+"config"}``; ``model`` is the unwrapped (non-DDP) state dict.
 """
 
 from __future__ import annotations

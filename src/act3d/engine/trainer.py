@@ -69,7 +69,6 @@ class _State:
     epoch: int = 0
     step_in_epoch: int = 0
     global_step: int = 0
-    best_metric: float | None = None
     best_epoch: int = -1
     best_metrics: dict[str, float] = field(default_factory=dict)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -250,9 +249,9 @@ class Trainer:
         improved = False
         if task.primary_metric in metrics:
             value = metrics[task.primary_metric]
-            best = state.best_metric
+            best = state.best_metrics.get(task.primary_metric)
             if best is None or (value > best if task.higher_is_better else value < best):
-                state.best_metric, state.best_epoch, state.best_metrics = value, epoch + 1, dict(metrics)
+                state.best_epoch, state.best_metrics = epoch + 1, dict(metrics)
                 improved = True
             state.history.append({"epoch": epoch + 1, **metrics})
         if logger is not None and metrics:
@@ -293,7 +292,6 @@ class Trainer:
                 "epoch": state.epoch,
                 "step_in_epoch": state.step_in_epoch,
                 "global_step": state.global_step,
-                "best_metric": state.best_metric,
                 "best_epoch": state.best_epoch,
                 "best_metrics": state.best_metrics,
                 "history": state.history,
@@ -320,7 +318,6 @@ class Trainer:
             epoch=ckpt["epoch"],
             step_in_epoch=ckpt["step_in_epoch"],
             global_step=ckpt["global_step"],
-            best_metric=ckpt["best_metric"],
             best_epoch=ckpt["best_epoch"],
             best_metrics=ckpt["best_metrics"],
             history=ckpt["history"],
