@@ -122,3 +122,14 @@ def test_codebook_kl_is_zero_for_uniform_usage_and_positive_for_collapse():
     collapsed = torch.zeros(2, v, v)
     collapsed[..., 0] = 30.0
     assert codebook_kl(collapsed).item() > 10 * codebook_kl(logits).item()
+
+
+def test_a_diverged_prediction_gives_a_non_finite_loss_for_the_trainer_to_report():
+    from act3d.objectives import masked_patch_loss
+
+    target = torch.randn(2, 4, 8, 3)
+    pred = torch.randn(2, 4, 8, 3)
+    assert torch.isfinite(patch_chamfer_l1(pred, target))
+    pred[1, 2, 5, 0] = float("nan")
+    assert not torch.isfinite(patch_chamfer_l1(pred, target))
+    assert not torch.isfinite(masked_patch_loss(pred.reshape(2, 4, 24), target))

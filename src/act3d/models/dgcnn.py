@@ -38,7 +38,7 @@ class CenterDGCNN(nn.Module):
 
     def neighbours(self, centers: torch.Tensor) -> torch.Tensor:
         """centres (B, G, 3) → (B, G, k) indices of each centre's ``k`` nearest centres (itself first)."""
-        return knn(centers, centers, min(self.k, centers.shape[1]))[1]
+        return knn(centers, centers, min(self.k, centers.shape[1]), check_finite=False)[1]  # FPS checked them
 
     def forward(self, tokens: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, G, in_dim), centres (B, G, 3) → (B, G, out_dim); ``idx`` from :meth:`neighbours`

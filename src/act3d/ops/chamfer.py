@@ -30,7 +30,7 @@ def chamfer_distance(
     - ``norm=1`` (ACT / Point-BERT "CD-L1", ``ChamferDistanceL1``):
       ``(mean_i sqrt d(a_i, b) + mean_j sqrt d(b_j, a)) / 2``, euclidean distances, halved.
       The square root is taken as ``sqrt`` where ``d > 0`` and 0 with gradient 0 where ``d == 0``
-      (coincident points), so no NaN gradients and no epsilon bias.
+      (coincident points), so no NaN gradients and no epsilon bias; a NaN distance stays NaN.
 
     Memory: nearest neighbours are found as by :func:`knn` (chunked under ``torch.no_grad()`` within
     the memory budget, never a full ``B x N x M`` matrix when it exceeds the budget); only the
@@ -71,9 +71,10 @@ def chamfer_distance(
 
 
 def _safe_sqrt(x: torch.Tensor) -> torch.Tensor:
-    """``sqrt(x)`` for ``x >= 0`` whose gradient at 0 is 0 instead of ``inf`` (which would give NaN)."""
-    positive = x > 0
-    return torch.where(positive, torch.where(positive, x, 1).sqrt(), 0)
+    """``sqrt(x)`` for ``x >= 0`` whose gradient at 0 is 0 instead of ``inf`` (which would give NaN);
+    NaN stays NaN, so a non-finite input unchecked by ``check_finite=False`` still shows in the loss."""
+    zero = x == 0
+    return torch.where(zero, 0, torch.where(zero, 1, x).sqrt())
 
 
 def _mean(values: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
