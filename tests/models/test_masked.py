@@ -1,8 +1,9 @@
 """Stage II model: masking and the visible-only encoder."""
 
+import pytest
 import torch
 
-from act3d.models.masked import MaskedPointModel, block_mask, random_mask
+from act3d.models.masked import MaskedPointModel, block_mask, random_mask, split_tokens, take_tokens
 from act3d.models.point_transformer import PointEncoder
 
 
@@ -52,3 +53,14 @@ def test_masked_tokens_do_not_leak_into_the_encoder_output():
     noisy[mask] += torch.randn_like(noisy[mask])
     _, encoded_noisy = model(noisy, centers, mask)
     torch.testing.assert_close(encoded, encoded_noisy)
+
+
+def test_split_tokens_matches_boolean_indexing_and_checks_the_count():
+    torch.manual_seed(0)
+    mask = random_mask(5, 20, 0.6, torch.device("cpu"))
+    x = torch.randn(5, 20, 4, 3)
+    visible, masked = split_tokens(mask, 12)
+    torch.testing.assert_close(take_tokens(x, visible), x[~mask].reshape(5, 8, 4, 3), rtol=0, atol=0)
+    torch.testing.assert_close(take_tokens(x, masked), x[mask].reshape(5, 12, 4, 3), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="must hide 11 of its 20 tokens"):
+        split_tokens(mask, 11)

@@ -40,6 +40,26 @@ def block_mask(centers: torch.Tensor, ratio: float) -> torch.Tensor:
     return mask
 
 
+def split_tokens(mask: torch.Tensor, num_masked: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices ``(B, G - M)`` of the visible and ``(B, M)`` of the masked tokens of ``mask`` (B, G) bool,
+    which holds exactly ``M = num_masked`` True per row; each in increasing order, as boolean indexing
+    would give them, but without its host synchronisation (one stable ``argsort``).
+
+    The count is checked on CPU only, where the check costs no synchronisation.
+    """
+    g = mask.shape[1]
+    if mask.device.type == "cpu" and not bool((mask.sum(1) == num_masked).all()):
+        raise ValueError(f"every row of the mask must hide {num_masked} of its {g} tokens, got {mask.sum(1).tolist()}")
+    order = mask.to(torch.int32).argsort(dim=1, stable=True)
+    return order[:, : g - num_masked], order[:, g - num_masked :]
+
+
+def take_tokens(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x[b, idx[b]]``: tokens ``x`` (B, G, ...) at ``idx`` (B, M) int64 → (B, M, ...)."""
+    index = idx.view(*idx.shape, *(1,) * (x.dim() - 2)).expand(-1, -1, *x.shape[2:])
+    return x.gather(1, index)
+
+
 class MaskedPointModel(nn.Module):
     """Student encoder on visible patches + ``decoder_depth``-block decoder + linear head.
 
@@ -72,25 +92,35 @@ class MaskedPointModel(nn.Module):
         self.head = nn.Linear(dim, out_dim)
         trunc_normal_(self.mask_token, std=0.02)
 
+    def num_masked(self, num_tokens: int) -> int:
+        """Tokens hidden out of ``num_tokens``: ``int(mask_ratio · G)``, as both masks hide."""
+        return int(self.mask_ratio * num_tokens)
+
     def make_mask(self, centers: torch.Tensor) -> torch.Tensor:
+        """(B, G) bool, True = masked, ``num_masked(G)`` per row."""
         b, g, _ = centers.shape
         if self.mask_type == "block":
             return block_mask(centers, self.mask_ratio)
         return random_mask(b, g, self.mask_ratio, centers.device)
 
+    def split(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(visible (B, G - M), masked (B, M)) token indices of a :meth:`make_mask` mask."""
+        return split_tokens(mask, self.num_masked(mask.shape[1]))
+
     def forward(
         self, patches: torch.Tensor, centers: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """patches (B, G, K, 3), centres (B, G, 3), mask (B, G) with the same count per row →
-        (predictions for masked patches (B, M, out_dim), encoder output of visible tokens (B, 1+V, dim))."""
-        b, g = mask.shape
-        num_mask = int(mask[0].sum())
-        visible = ~mask
-        vis_patches = patches[visible].reshape(b, g - num_mask, *patches.shape[2:])
-        vis_centers = centers[visible].reshape(b, g - num_mask, 3)
-        mask_centers = centers[mask].reshape(b, num_mask, 3)
-        encoded = self.encoder.encode_tokens(self.encoder.patch_embed(vis_patches), vis_centers)
-        x = torch.cat([encoded[:, 1:], self.mask_token.expand(b, num_mask, -1)], dim=1)
+        """patches (B, G, K, 3), centres (B, G, 3), mask (B, G) from :meth:`make_mask` →
+        (predictions for masked patches (B, M, out_dim), encoder output of visible tokens (B, 1+V, dim)).
+
+        Masked tokens come in increasing index order (``take_tokens(x, self.split(mask)[1])`` gives
+        the matching targets); no host synchronisation.
+        """
+        b = mask.shape[0]
+        visible, masked = self.split(mask)
+        vis_centers, mask_centers = take_tokens(centers, visible), take_tokens(centers, masked)
+        encoded = self.encoder.encode_tokens(self.encoder.patch_embed(take_tokens(patches, visible)), vis_centers)
+        x = torch.cat([encoded[:, 1:], self.mask_token.expand(b, masked.shape[1], -1)], dim=1)
         pos = self.decoder_pos_embed(torch.cat([vis_centers, mask_centers], dim=1))
         x = self.decoder(x, pos)
-        return self.head(self.decoder_norm(x[:, -num_mask:])), encoded
+        return self.head(self.decoder_norm(x[:, -masked.shape[1] :])), encoded

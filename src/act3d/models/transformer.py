@@ -25,7 +25,7 @@ class TransformerStack(nn.Module):
 
     def __init__(self, dim: int, depth: int, num_heads: int, mlp_ratio: float = 4.0, drop_path: float = 0.0) -> None:
         super().__init__()
-        rates = torch.linspace(0, drop_path, depth).tolist() if depth > 0 else []
+        rates = [drop_path * i / max(depth - 1, 1) for i in range(depth)]  # 0 .. drop_path
         self.blocks = nn.ModuleList(
             Block(dim, num_heads, mlp_ratio=mlp_ratio, qkv_bias=False, drop_path=rate) for rate in rates
         )

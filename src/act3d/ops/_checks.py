@@ -27,7 +27,8 @@ def check_cloud(
     B, N, _ = points.shape
     if B == 0 or N == 0:
         raise OpError(f"{name} is empty: shape {tuple(points.shape)}")
-    if check_finite and not bool(torch.isfinite(points).all()):
+    has_data = points.device.type != "meta"  # meta tensors (shape inference) have no values to check
+    if check_finite and has_data and not bool(torch.isfinite(points).all()):
         raise OpError(f"{name} contains NaN or Inf")
     if lengths is None:
         return None
@@ -37,7 +38,7 @@ def check_cloud(
         got = f"{lengths.dtype} {tuple(lengths.shape)}"
         raise OpError(f"{name} lengths must be an integer tensor of shape ({B},), got {got}")
     lengths = lengths.to(device=points.device, dtype=torch.int64)
-    if not bool(((lengths >= 1) & (lengths <= N)).all()):
+    if has_data and not bool(((lengths >= 1) & (lengths <= N)).all()):
         raise OpError(f"{name} lengths must lie in [1, {N}] (no empty cloud), got {lengths.tolist()}")
     return lengths
 
@@ -58,6 +59,8 @@ def check_count(what: str, count: int, points: torch.Tensor, lengths: torch.Tens
     if lengths is None:
         if count > points.shape[1]:
             raise OpError(f"{what}={count} exceeds the cloud size {points.shape[1]}")
+        return
+    if lengths.device.type == "meta":  # no values to check
         return
     smallest = int(lengths.min())
     if count > smallest:

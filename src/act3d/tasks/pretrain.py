@@ -23,7 +23,7 @@ from act3d.engine.config import (
 from act3d.errors import CheckpointError, ConfigError
 from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.encoder_io import save_encoder
-from act3d.models.masked import MaskedPointModel
+from act3d.models.masked import MaskedPointModel, take_tokens
 from act3d.models.point_transformer import PointEncoder
 from act3d.objectives import masked_feature_loss, masked_patch_loss
 from act3d.tasks.common import build_split, check_patches_fit, eval_loader, train_and_test_sets
@@ -130,14 +130,14 @@ class PretrainTask:
         patches, centers = self.model.encoder.grouper(points)
         mask = self.model.make_mask(centers)
         pred, _ = model(patches, centers, mask)
-        b = points.shape[0]
+        masked = self.model.split(mask)[1]
         if self.teacher is None:
-            return masked_patch_loss(pred, patches[mask].reshape(b, -1, *patches.shape[2:]))
+            return masked_patch_loss(pred, take_tokens(patches, masked))
         if self.teacher.codebook.device != points.device:  # the Trainer moves only task.model
             self.teacher.to(points.device)
         with torch.no_grad():
             _, target = self.teacher.encode(patches, centers, temperature=1.0, hard=True)
-        return masked_feature_loss(pred, target[mask].reshape(b, -1, target.shape[-1]), self.config.loss)
+        return masked_feature_loss(pred, take_tokens(target, masked), self.config.loss)
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
         return self.losses(model, batch["points"]), {}
