@@ -13,6 +13,7 @@ from act3d.cli import main
 from act3d.engine.config import load_config
 from act3d.tasks.partseg import PartSegConfig, PartSegTask, miou_metrics, part_ious
 from act3d.tasks.runner import train_task
+from act3d.tasks.svm import SvmConfig
 from helpers import TINY_ENCODER, TINY_SYNTHETIC
 
 pytestmark = pytest.mark.slow
@@ -139,3 +140,17 @@ def test_classify_with_seeds_and_voting_writes_mean_and_std(tmp_path, capsys):
     before = (tmp_path / "seeds" / "seed1" / "results.json").read_text()
     run_cli(capsys, "classify", "--resume", str(tmp_path / "seeds"), "--no-progress", "--seeds", "0", "1")
     assert (tmp_path / "seeds" / "seed1" / "results.json").read_text() == before
+
+
+def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, capsys):
+    data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
+    args = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=svm", "--seeds", "3", "4"]
+    out = run_cli(capsys, *args)
+    top = json.loads((tmp_path / "svm" / "results.json").read_text())
+    assert top["seeds"] == [3, 4] and top["aggregate"]["linear SVM"]["acc"]["n"] == 2
+    for seed in (3, 4):
+        recorded = load_config(SvmConfig, tmp_path / "svm" / f"seed{seed}" / "config.yaml", [])
+        assert recorded.seed == seed and recorded.init == "random"
+        seed_results = json.loads((tmp_path / "svm" / f"seed{seed}" / "results.json").read_text())
+        assert seed_results["init"] == "random init (no pretraining)"
+    assert "svm: svm" in out and "mean ± std over seeds [3, 4]" in out
