@@ -154,3 +154,35 @@ def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, ca
         seed_results = json.loads((tmp_path / "svm" / f"seed{seed}" / "results.json").read_text())
         assert seed_results["init"] == "random init (no pretraining)"
     assert "svm: svm" in out and "mean ± std over seeds [3, 4]" in out
+
+
+def test_fewshot_with_seeds_resumes_a_seed_that_stopped_before_its_summary(tmp_path, capsys):
+    args = [
+        "fewshot",
+        "--config",
+        "fewshot_cpu",
+        *TINY_ENCODER,
+        *TINY_SYNTHETIC,
+        "data.options={num_per_class: 12}",
+        "episodes.folds=[0]",
+        "episodes.test_per_class=4",
+        "train.epochs=1",
+        "train.bn_recalibration_batches=2",
+        f"run.output_dir={tmp_path}",
+        "run.name=fss",
+        "--no-progress",
+        "--seeds",
+        "0",
+        "1",
+    ]
+    run_cli(capsys, *args)
+    run_dir = tmp_path / "fss"
+    seed0, fold = run_dir / "seed0" / "results.json", run_dir / "seed1" / "5way10shot" / "fold0" / "metrics.jsonl"
+    written = seed0.stat().st_mtime_ns, fold.stat().st_mtime_ns
+    (run_dir / "seed1" / "results.json").unlink()  # seed 1 was killed after its fold, before its summary
+    out = run_cli(capsys, "fewshot", "--resume", str(run_dir), "--no-progress", "--seeds", "0", "1")
+    assert (seed0.stat().st_mtime_ns, fold.stat().st_mtime_ns) == written  # neither the seed nor the fold ran again
+    assert (run_dir / "seed1" / "results.json").is_file()
+    top = json.loads((run_dir / "results.json").read_text())
+    assert top["seeds"] == [0, 1] and top["aggregate"]["5-way 10-shot: final epoch"]["acc"]["n"] == 2
+    assert "each seed: mean over folds" in out
