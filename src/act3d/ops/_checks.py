@@ -27,7 +27,7 @@ def check_cloud(
     B, N, _ = points.shape
     if B == 0 or N == 0:
         raise OpError(f"{name} is empty: shape {tuple(points.shape)}")
-    has_data = points.device.type != "meta"  # meta tensors (shape inference) have no values to check
+    has_data = _has_values(points)
     if check_finite and has_data and not bool(torch.isfinite(points).all()):
         raise OpError(f"{name} contains NaN or Inf")
     if lengths is None:
@@ -41,6 +41,11 @@ def check_cloud(
     if has_data and not bool(((lengths >= 1) & (lengths <= N)).all()):
         raise OpError(f"{name} lengths must lie in [1, {N}] (no empty cloud), got {lengths.tolist()}")
     return lengths
+
+
+def _has_values(tensor: torch.Tensor) -> bool:
+    """False for meta tensors (shape inference), whose values cannot be checked."""
+    return tensor.device.type != "meta"
 
 
 def check_same_batch(a_name: str, a: torch.Tensor, b_name: str, b: torch.Tensor) -> None:
@@ -60,7 +65,7 @@ def check_count(what: str, count: int, points: torch.Tensor, lengths: torch.Tens
         if count > points.shape[1]:
             raise OpError(f"{what}={count} exceeds the cloud size {points.shape[1]}")
         return
-    if lengths.device.type == "meta":  # no values to check
+    if not _has_values(lengths):
         return
     smallest = int(lengths.min())
     if count > smallest:

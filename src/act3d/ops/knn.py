@@ -70,13 +70,10 @@ def knn(
         OpError: bad shape or dtype, empty cloud, NaN/Inf, batch mismatch, ``k`` larger than a
             cloud, unknown ``method``.
     """
-    check_method(method)
-    query_lengths = check_cloud("query", query, query_lengths, check_finite)
-    point_lengths = check_cloud("points", points, point_lengths, check_finite)
-    check_same_batch("query", query, "points", points)
+    query, points, query_lengths, point_lengths = _validated(
+        query, points, query_lengths, point_lengths, check_finite, method
+    )
     check_count("k", k, points, point_lengths)
-    dtype = compute_dtype(query, points)
-    query, points = query.to(dtype), points.to(dtype)
     if _use_buckets(method, query, points, k):
         idx = bucketed_knn_indices(query, points, k, point_lengths, memory_budget_bytes)
     else:
@@ -98,18 +95,31 @@ def nearest_both_ways(
     Same validation, methods and results as the two :func:`knn` calls (padded points get distance
     0); the bucketed search encodes and sorts each cloud once instead of twice.
     """
-    check_method(method)
-    a_lengths = check_cloud("query", a, a_lengths, check_finite)
-    b_lengths = check_cloud("points", b, b_lengths, check_finite)
-    check_same_batch("query", a, "points", b)
-    dtype = compute_dtype(a, b)
-    a, b = a.to(dtype), b.to(dtype)
+    a, b, a_lengths, b_lengths = _validated(a, b, a_lengths, b_lengths, check_finite, method)
     if _use_buckets(method, a, b, 1):
         a_to_b, b_to_a = bucketed_nearest_both_ways(a, b, a_lengths, b_lengths, memory_budget_bytes)
     else:
         a_to_b = _knn_indices(a, b, 1, b_lengths, memory_budget_bytes)
         b_to_a = _knn_indices(b, a, 1, a_lengths, memory_budget_bytes)
     return _exact_sorted(a, b, a_to_b, a_lengths)[0][..., 0], _exact_sorted(b, a, b_to_a, b_lengths)[0][..., 0]
+
+
+def _validated(
+    query: torch.Tensor,
+    points: torch.Tensor,
+    query_lengths: torch.Tensor | None,
+    point_lengths: torch.Tensor | None,
+    check_finite: bool,
+    method: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Checks both clouds, their lengths and ``method``; returns the clouds in the compute dtype and
+    the lengths as int64 (see :func:`act3d.ops._checks.check_cloud`)."""
+    check_method(method)
+    query_lengths = check_cloud("query", query, query_lengths, check_finite)
+    point_lengths = check_cloud("points", points, point_lengths, check_finite)
+    check_same_batch("query", query, "points", points)
+    dtype = compute_dtype(query, points)
+    return query.to(dtype), points.to(dtype), query_lengths, point_lengths
 
 
 def _use_buckets(method: str, query: torch.Tensor, points: torch.Tensor, k: int) -> bool:

@@ -13,7 +13,6 @@ from pydantic import Field, model_validator
 from act3d.engine.config import RunConfig, Strict, load_config
 from act3d.engine.run import make_run_dir, record_run, write_text_atomic
 from act3d.models.encoder_io import load_encoder
-from act3d.models.point_transformer import PointEncoder
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig
 from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
@@ -96,7 +95,7 @@ def _row(label: str, result, metric: str) -> dict[str, Any]:
 def _svm_rows(config: PipelineConfig, encoder_path: Path, device: str) -> list[dict[str, Any]]:
     """Linear-SVM accuracy of the pretrained encoder and of a random-init one (the honest baseline)."""
     from act3d.engine.distributed import resolve_device
-    from act3d.tasks.common import build_split
+    from act3d.tasks.common import build_split, initial_encoder
 
     dev, data = resolve_device(device), config.finetune.data
     train, test = build_split(data, data.train_split), build_split(data, data.test_split)  # both at npoints
@@ -104,7 +103,7 @@ def _svm_rows(config: PipelineConfig, encoder_path: Path, device: str) -> list[d
     rows = []
     for label, encoder in (
         ("linear SVM accuracy %, ACT-pretrained (↑)", load_encoder(encoder_path).to(dev)),
-        ("linear SVM accuracy %, random init (↑)", PointEncoder(**config.stage2.model.model_dump()).to(dev)),
+        ("linear SVM accuracy %, random init (↑)", initial_encoder(None, config.stage2.model)[0].to(dev)),
     ):
         acc = linear_svm_accuracy(extract_features(encoder, train, dev), extract_features(encoder, test, dev))
         rows.append({"metric": label, "final_epoch": acc, "best_epoch": None, "best_epoch_index": None})
