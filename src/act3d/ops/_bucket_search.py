@@ -5,8 +5,8 @@ buckets of :data:`BUCKET_SIZE`, query buckets of about as much space (fewer quer
 sparser than the points). For each query bucket an upper bound ``U`` of its queries' ``k``-th
 neighbour distance comes from the point buckets next to it on the curve; only the point buckets
 whose box is within ``U`` of the query bucket's box can hold a neighbour, and only those are
-searched, with the same ``bmm`` distance blocks as the dense path. Exact: every skipped bucket is
-provably farther than ``k`` points already seen.
+searched, with the same distance blocks as the dense path (:func:`act3d.ops._distance.sq_distances`).
+Exact: every skipped bucket is provably farther than ``k`` points already seen.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import torch
 
 from act3d.ops._checks import padding_mask
 from act3d.ops._curve import BITS, curve_codes, grid_frame, sort_codes
-from act3d.ops._distance import point_rows, query_rows
+from act3d.ops._distance import point_rows, query_rows, sq_distances
+from act3d.ops._select import selection_block, smallest_k
 from act3d.ops.memory import query_chunk
 
 BUCKET_SIZE = 32
@@ -111,7 +112,9 @@ def _directional(
 
 @dataclass(frozen=True)
 class _Buckets:
-    """Cut of a sorted cloud into buckets: ``rows: (B * nb [+ 1], size, 5)`` and boxes ``(B, nb, 3)``."""
+    """Cut of a sorted cloud into buckets with boxes ``lo, hi: (B, nb, 3)``. ``rows`` are the
+    distance rows: ``(B * nb, size, 5)`` for query buckets, ``(5, B * nb + 1, size)`` columns for point
+    buckets (each row of the distance formula contiguous, for :func:`sq_distances`)."""
 
     rows: torch.Tensor
     lo: torch.Tensor
@@ -130,9 +133,9 @@ class _Buckets:
 
 
 def _point_buckets(points: torch.Tensor, order: torch.Tensor, lengths: torch.Tensor | None) -> _Buckets:
-    """Buckets of ``[-2p, |p|², 1]`` rows; padded points and filler slots get ``|p|² = inf``.
-
-    A last, all-``inf`` bucket (index ``B * nb``) pads the candidate lists.
+    """Buckets of ``[-2p, |p|², 1]`` rows, stored as ``(5, B * nb + 1, size)`` columns; padded points
+    and filler slots get ``|p|² = inf``. A last, all-``inf`` bucket (index ``B * nb``) pads the
+    candidate lists.
     """
     B, N, _ = points.shape
     count = -(-N // BUCKET_SIZE)
@@ -145,7 +148,8 @@ def _point_buckets(points: torch.Tensor, order: torch.Tensor, lengths: torch.Ten
     rows = point_rows(sorted_points, invalid).view(-1, BUCKET_SIZE, 5)
     filler = rows.new_tensor([0.0, 0.0, 0.0, float("inf"), 1.0]).expand(1, BUCKET_SIZE, 5)
     boxes = sorted_points.view(B, count, BUCKET_SIZE, 3)
-    return _Buckets(torch.cat([rows, filler]), boxes.amin(2), boxes.amax(2), BUCKET_SIZE)
+    columns = torch.cat([rows, filler]).permute(2, 0, 1).contiguous()
+    return _Buckets(columns, boxes.amin(2), boxes.amax(2), BUCKET_SIZE)
 
 
 def _query_buckets(query: torch.Tensor, order: torch.Tensor, size: int) -> _Buckets:
@@ -192,11 +196,11 @@ def _search(
     for clouds, part in _chunks(B, nq, rows_fit):
         rows = torch.arange(clouds.start, clouds.stop, device=q.rows.device)[:, None] * nq
         rows = (rows + torch.arange(part.start, part.stop, device=q.rows.device)).view(-1)
-        bound = _first_bound(q.rows[rows], p.rows[nearby[rows]].flatten(1, 2), k).view(-1, part.stop - part.start)
+        bound = _first_bound(q.rows[rows], p.rows[:, nearby[rows]].flatten(2, 3), k).view(-1, part.stop - part.start)
         bound = bound * (1 + _BOUND_SLACK) + _BOUND_SLACK * 1e-2 * side[clouds, None] ** 2
         gap = _box_gap(q.lo[clouds, part], q.hi[clouds, part], p_lo[clouds], p_hi[clouds])  # (b, r, nb)
         reach = ~(gap > bound[..., None])  # a NaN bound (overflowing distances) prunes nothing
-        candidates = _reachable_buckets(reach, clouds.start * p.count, p.rows.shape[0] - 1)
+        candidates = _reachable_buckets(reach, clouds.start * p.count, p.rows.shape[1] - 1)
         found[rows] = _nearest_slots(q.rows[rows], p, candidates, k, memory_budget_bytes)
     return found
 
@@ -214,9 +218,9 @@ def _chunks(clouds: int, rows: int, rows_fit: int) -> Iterator[tuple[slice, slic
             yield slice(cloud, cloud + 1), slice(start, min(start + rows_fit, rows))
 
 
-def _first_bound(q_rows: torch.Tensor, p_rows: torch.Tensor, k: int) -> torch.Tensor:
-    """``(r,)`` largest, over each bucket's queries, ``k``-th smallest distance to ``p_rows: (r, c*S, 5)``."""
-    dist = torch.bmm(q_rows, p_rows.mT)
+def _first_bound(q_rows: torch.Tensor, p_cols: torch.Tensor, k: int) -> torch.Tensor:
+    """``(r,)`` largest, over each bucket's queries, ``k``-th smallest distance to ``p_cols: (5, r, c*S)``."""
+    dist = sq_distances(q_rows, p_cols, out=q_rows.new_empty(q_rows.shape[:2] + p_cols.shape[-1:]))
     kth = dist.amin(-1) if k == 1 else dist.topk(k, -1, largest=False, sorted=False).values.amax(-1)
     return kth.amax(-1)
 
@@ -256,7 +260,7 @@ def _nearest_slots(
     Rows are taken in order of their number of candidate buckets, in groups whose gathered
     candidates and distance block fit the budget, so a few rows with many candidates do not pad the
     others. The blocks are written into two preallocated buffers (fresh large allocations cost
-    page faults that would double the time of the ``bmm``).
+    page faults that would double the time of the distance computation).
     """
     table, counts = candidates
     r, q_size, _ = q_rows.shape
@@ -274,9 +278,9 @@ def _nearest_slots(
         part, width = order[start:stop], sorted_counts[stop - 1]
         ids = table[part, :width].reshape(-1)
         n_rows = ids.numel() * p.size * 5
-        gathered = torch.index_select(p.rows, 0, ids, out=storage[:n_rows].view(-1, p.size, 5))
+        gathered = torch.index_select(p.rows, 1, ids, out=storage[:n_rows].view(5, -1, p.size))
         block = storage[n_rows : n_rows + len(part) * q_size * width * p.size].view(len(part), q_size, -1)
-        dist = torch.bmm(q_rows[part], gathered.view(len(part), -1, 5).mT, out=block)
+        dist = sq_distances(q_rows[part], gathered.view(5, len(part), -1), out=block)
         bucket, slot = _smallest(dist.view(len(part), q_size, width, p.size), k)
         out[part] = table[part].gather(1, bucket.flatten(1)).view_as(bucket) * p.size + slot
         start = stop
@@ -294,12 +298,14 @@ def _group_end(sorted_counts: list[int], start: int, capacity: int) -> int:
 def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(bucket column, slot) of the ``k`` smallest entries over the last two axes of ``dist: (r, q, C, S)``.
 
+    For ``k > 1`` :func:`act3d.ops._select.smallest_k` over the ``C * S`` candidates of each query.
     For ``k = 1`` a vectorised minimum over the buckets first, then the index of the minimum over
     the ``S`` slots and over the ``C`` entries of the winning slot (finding an index is not
     vectorised on CPU, so it runs over short rows; ``min(dim).indices`` is ~1.6x faster than ``argmin``).
     """
     if k > 1:
-        pos = dist.flatten(2).topk(k, -1, largest=False, sorted=False).indices
+        block = min(selection_block(dist.shape[2] * dist.shape[3], k), dist.shape[3])  # divides C * S
+        pos = smallest_k(dist.flatten(2), k, block)
         return torch.div(pos, dist.shape[-1], rounding_mode="floor"), pos % dist.shape[-1]
     slot = dist.amin(2).min(-1, keepdim=True).indices  # (r, q, 1)
     column = dist.gather(3, slot[..., None, :].expand(-1, -1, dist.shape[2], 1)).squeeze(-1)

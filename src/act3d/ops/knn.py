@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
@@ -10,17 +9,17 @@ import torch
 from act3d.ops._bucket_search import bucketed_knn_indices, bucketed_nearest_both_ways
 from act3d.ops._checks import check_cloud, check_count, check_method, check_same_batch, compute_dtype, padding_mask
 from act3d.ops._distance import distance_blocks
+from act3d.ops._select import selection_block, smallest_k
 from act3d.ops.gather import gather_points
 
-BUCKETS_FROM = 8192
-"""``method="auto"`` searches buckets on CPU when both clouds have at least this many points ..."""
-BUCKETS_FROM_K1 = 2048
+BUCKETS_FROM = (4096, 64)
+"""``method="auto"`` searches buckets on CPU when the clouds have at least this many (points, queries) ..."""
+BUCKETS_FROM_K1 = (1024, 512)
 """... or this many for ``k = 1``.
 
-Measured (B=32, 1 thread, uniform clouds, dense vs buckets): k=1 at 2048 x 2048 points 114 vs
-88 ms, 8192 x 8192 1259 vs 386 ms, 8192 points x 512 queries 92 vs 110 ms; k=16 at 2048 x 2048
-469 vs 571 ms, 8192 x 8192 3749 vs 2785 ms. Selecting ``k > 1`` neighbours (``topk``) costs the
-same in both, so the pruning pays off later.
+Measured (B=32, 1 thread, uniform clouds, AMD EPYC Zen 5, buckets ÷ dense time): k=32 with 8192
+points and 64 / 512 queries 0.85 / 0.66, 4096 points and 256 queries 0.82, 2048 x 2048 1.01; k=1 with
+1024 x 1024 0.94, 512 x 512 2.6, 8192 points and 512 queries 0.72, 2048 points and 128 queries 1.63.
 """
 
 
@@ -47,8 +46,8 @@ def knn(
 
     ``method="buckets"`` searches only the parts of each cloud that can hold a neighbour (Hilbert
     buckets with bounding boxes, see :mod:`act3d.ops._bucket_search`): same result, one host sync
-    per chunk, much less work for large clouds. ``"auto"`` takes it on CPU when both clouds are
-    at least :data:`BUCKETS_FROM` points (:data:`BUCKETS_FROM_K1` for ``k = 1``); ``"dense"``
+    per chunk, much less work for large clouds. ``"auto"`` takes it on CPU when the clouds have
+    at least :data:`BUCKETS_FROM` (points, queries) (:data:`BUCKETS_FROM_K1` for ``k = 1``); ``"dense"``
     always searches every point (best on GPUs).
 
     Args:
@@ -126,8 +125,9 @@ def _use_buckets(method: str, query: torch.Tensor, points: torch.Tensor, k: int)
     """Whether ``method`` means the bucketed search for these clouds (see :data:`BUCKETS_FROM`)."""
     if method != "auto":
         return method == "buckets"
-    smallest = min(query.shape[1], points.shape[1])
-    return points.device.type == "cpu" and smallest >= (BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM)
+    min_points, min_queries = BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM
+    large = points.shape[1] >= min_points and query.shape[1] >= min_queries
+    return points.device.type == "cpu" and large
 
 
 def _exact_sorted(
@@ -153,43 +153,6 @@ def _knn_indices(
     memory_budget_bytes: int | None,
 ) -> torch.Tensor:
     """``(B, M, k)`` indices of the ``k`` nearest valid points, unsorted, computed block by block."""
-    block = _block_size(points.shape[1], k)
+    block = selection_block(points.shape[1], k)
     blocks = distance_blocks(query, points, point_lengths, memory_budget_bytes, points.element_size(), multiple=block)
-    return torch.cat([_smallest_k(dist, k, block) for _, dist in blocks], dim=1)
-
-
-def _block_size(num_points: int, k: int) -> int:
-    """Group size for :func:`_smallest_k`: 1 (a plain top-k) below 512 points, where the pre-selection
-    does not pay off; else the power of two at most ``sqrt(N / k)``, which balances its two top-k
-    passes and keeps the rows of group minima a multiple of the SIMD width (~2x faster than odd sizes).
-    """
-    if num_points < 512:
-        return 1
-    return 2 ** max(0, math.floor(math.log2(math.sqrt(num_points / k))))
-
-
-def _smallest_k(dist: torch.Tensor, k: int, block: int) -> torch.Tensor:
-    """Indices of the ``k`` smallest entries of each row of ``dist: (..., N)``, ``N`` a multiple of ``block``.
-
-    A plain ``topk`` over ``N`` is not vectorised on CPU. Instead the row is split into ``block``
-    interleaved slices of ``N / block`` entries; a vectorised ``amin`` over the slices gives, for each
-    position ``j``, the minimum of the group ``{j, j + N/block, ...}``. The ``k`` groups with the
-    smallest minima contain the ``k`` smallest entries (any entry smaller than the k-th smallest group
-    minimum makes its group one of those ``k``), so ``topk`` only runs over ``N / block`` group minima
-    and the ``k * block`` members of the chosen groups. Exact, ties aside.
-    """
-    if block == 1:
-        return _smallest_indices(dist, k)
-    groups = dist.unflatten(-1, (block, -1))  # (..., block, N / block)
-    chosen = _smallest_indices(groups.amin(-2), k)  # (..., k)
-    members = groups.gather(-1, chosen.unsqueeze(-2).expand(*groups.shape[:-1], k))  # (..., block, k)
-    pos = _smallest_indices(members.flatten(-2), k)
-    return torch.div(pos, k, rounding_mode="floor") * groups.shape[-1] + chosen.gather(-1, pos % k)
-
-
-def _smallest_indices(values: torch.Tensor, k: int) -> torch.Tensor:
-    """Indices of the ``k`` smallest entries along the last axis, unsorted. For ``k = 1`` the indices
-    of ``min(dim)``, which on CPU is ~1.6x faster than ``argmin`` and much faster than ``topk``."""
-    if k == 1:
-        return values.min(-1, keepdim=True).indices
-    return values.topk(k, largest=False, sorted=False).indices
+    return torch.cat([smallest_k(dist, k, block) for _, dist in blocks], dim=1)
