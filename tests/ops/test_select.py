@@ -8,27 +8,29 @@ import torch
 
 from act3d.ops import knn
 from act3d.ops._distance import point_rows, query_rows, sq_distances
-from act3d.ops._select import selection_block, smallest_k
+from act3d.ops._select import selection_block, smallest_k_
 
 
 @pytest.mark.parametrize(
     ("rows", "n", "k", "block"), [(50, 1024, 32, 4), (7, 96, 5, 1), (9, 2048, 1, 32), (4, 512, 16, 8)]
 )
 def test_smallest_k_picks_the_k_smallest_values(rows: int, n: int, k: int, block: int) -> None:
-    # float32 rows are compared as int32 bits: padding (+inf), duplicates and the slightly negative
-    # values the expanded distance formula rounds to must rank as floats do.
+    # float32 rows are compared as int32 bits of |dist|: padding (+inf), duplicates, the slightly
+    # negative values the expanded distance formula rounds to, and a NaN with its sign bit set
+    # (x86's default NaN, which as int32 bits would rank first) must rank as floats do.
     gen = torch.Generator().manual_seed(n + k)
     dist = torch.rand(rows, n, generator=gen)
     dist[:, ::17] = float("inf")
     dist[:, 5::31] = dist[:, 4::31][:, : dist[:, 5::31].shape[1]]
     dist[:, 3] = -1e-7 * torch.rand(rows, generator=gen)
-    idx = smallest_k(dist, k, block)
+    dist[:, 6] = -float("nan")
+    assert dist[0, 6].view(torch.int32) < 0
+    magnitude = dist.abs().numpy()
+    idx = smallest_k_(dist, k, block)
     assert idx.shape == (rows, k) and all(len(set(r)) == k for r in idx.tolist())
-    expected = np.sort(dist.numpy(), axis=1)[:, :k]
-    chosen = np.sort(np.take_along_axis(dist.numpy(), idx.numpy(), axis=1), axis=1)
-    negative = expected < 0  # any order among the values that round below zero
-    np.testing.assert_array_equal(chosen[~negative], expected[~negative])
-    assert (chosen[negative] < 0).all()
+    chosen = np.sort(np.take_along_axis(magnitude, idx.numpy(), axis=1), axis=1)
+    np.testing.assert_array_equal(chosen, np.sort(magnitude, axis=1)[:, :k])
+    assert not (idx == 6).any()
 
 
 def test_selection_block_divides_and_shrinks_the_rows() -> None:

@@ -20,7 +20,7 @@ import torch
 from act3d.ops._checks import padding_mask
 from act3d.ops._curve import BITS, curve_codes, grid_frame, sort_codes
 from act3d.ops._distance import point_rows, query_rows, sq_distances
-from act3d.ops._select import selection_block, smallest_k
+from act3d.ops._select import kth_smallest_, selection_block, smallest_k_
 from act3d.ops.memory import query_chunk
 
 BUCKET_SIZE = 32
@@ -221,8 +221,7 @@ def _chunks(clouds: int, rows: int, rows_fit: int) -> Iterator[tuple[slice, slic
 def _first_bound(q_rows: torch.Tensor, p_cols: torch.Tensor, k: int) -> torch.Tensor:
     """``(r,)`` largest, over each bucket's queries, ``k``-th smallest distance to ``p_cols: (5, r, c*S)``."""
     dist = sq_distances(q_rows, p_cols, out=q_rows.new_empty(q_rows.shape[:2] + p_cols.shape[-1:]))
-    kth = dist.amin(-1) if k == 1 else dist.topk(k, -1, largest=False, sorted=False).values.amax(-1)
-    return kth.amax(-1)
+    return kth_smallest_(dist, k).amax(-1)
 
 
 def _box_gap(q_lo: torch.Tensor, q_hi: torch.Tensor, p_lo: torch.Tensor, p_hi: torch.Tensor) -> torch.Tensor:
@@ -298,14 +297,14 @@ def _group_end(sorted_counts: list[int], start: int, capacity: int) -> int:
 def _smallest(dist: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(bucket column, slot) of the ``k`` smallest entries over the last two axes of ``dist: (r, q, C, S)``.
 
-    For ``k > 1`` :func:`act3d.ops._select.smallest_k` over the ``C * S`` candidates of each query.
+    For ``k > 1`` :func:`act3d.ops._select.smallest_k_` over the ``C * S`` candidates of each query.
     For ``k = 1`` a vectorised minimum over the buckets first, then the index of the minimum over
     the ``S`` slots and over the ``C`` entries of the winning slot (finding an index is not
     vectorised on CPU, so it runs over short rows; ``min(dim).indices`` is ~1.6x faster than ``argmin``).
     """
     if k > 1:
         block = min(selection_block(dist.shape[2] * dist.shape[3], k), dist.shape[3])  # divides C * S
-        pos = smallest_k(dist.flatten(2), k, block)
+        pos = smallest_k_(dist.flatten(2), k, block)
         return torch.div(pos, dist.shape[-1], rounding_mode="floor"), pos % dist.shape[-1]
     slot = dist.amin(2).min(-1, keepdim=True).indices  # (r, q, 1)
     column = dist.gather(3, slot[..., None, :].expand(-1, -1, dist.shape[2], 1)).squeeze(-1)

@@ -9,7 +9,7 @@ import torch
 from act3d.ops._bucket_search import bucketed_knn_indices, bucketed_nearest_both_ways
 from act3d.ops._checks import check_cloud, check_count, check_method, check_same_batch, compute_dtype, padding_mask
 from act3d.ops._distance import distance_blocks
-from act3d.ops._select import selection_block, smallest_k
+from act3d.ops._select import selection_block, smallest_k_
 from act3d.ops.gather import gather_points
 
 BUCKETS_FROM = (4096, 64)
@@ -155,4 +155,4 @@ def _knn_indices(
     """``(B, M, k)`` indices of the ``k`` nearest valid points, unsorted, computed block by block."""
     block = selection_block(points.shape[1], k)
     blocks = distance_blocks(query, points, point_lengths, memory_budget_bytes, points.element_size(), multiple=block)
-    return torch.cat([smallest_k(dist, k, block) for _, dist in blocks], dim=1)
+    return torch.cat([smallest_k_(dist, k, block) for _, dist in blocks], dim=1)
