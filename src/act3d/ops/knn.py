@@ -12,14 +12,18 @@ from act3d.ops._distance import distance_blocks
 from act3d.ops._select import selection_block, smallest_k_
 from act3d.ops.gather import gather_points
 
-BUCKETS_FROM = (4096, 64)
-"""``method="auto"`` searches buckets on CPU when the clouds have at least this many (points, queries) ..."""
-BUCKETS_FROM_K1 = (1024, 512)
-"""... or this many for ``k = 1``.
+BUCKETS_FROM = ((8192, 64), (4096, 1024))
+"""``method="auto"`` searches buckets on CPU when the clouds have at least one of these (points,
+queries) sizes ...
+"""
+BUCKETS_FROM_K1 = ((2048, 512),)
+"""... or of these for ``k = 1``.
 
-Measured (B=32, 1 thread, uniform clouds, AMD EPYC Zen 5, buckets ÷ dense time): k=32 with 8192
-points and 64 / 512 queries 0.85 / 0.66, 4096 points and 256 queries 0.82, 2048 x 2048 1.01; k=1 with
-1024 x 1024 0.94, 512 x 512 2.6, 8192 points and 512 queries 0.72, 2048 points and 128 queries 1.63.
+Measured (1 thread, uniform clouds, AMD EPYC Zen 5, buckets ÷ dense time). k=32: 8192 points and
+512 queries 0.66 (B=32), 0.73 (B=4), 1.09 (B=1); 8192 points and 64 queries 0.85 (B=32); 4096 x 4096
+0.63 (B=32), 0.74 (B=1); 4096 points and 256 queries 0.82 (B=32) but 1.23 (B=4); 2048 x 2048 1.01.
+k=1 (Chamfer): 1024 x 1024 0.94-1.17 (B=1-32), 2048 x 2048 0.76-0.84 (B=1-4), 4096 x 4096 0.39-0.45;
+8192 points and 512 queries 0.72, 2048 points and 128 queries 1.63.
 """
 
 
@@ -46,9 +50,9 @@ def knn(
 
     ``method="buckets"`` searches only the parts of each cloud that can hold a neighbour (Hilbert
     buckets with bounding boxes, see :mod:`act3d.ops._bucket_search`): same result, one host sync
-    per chunk, much less work for large clouds. ``"auto"`` takes it on CPU when the clouds have
-    at least :data:`BUCKETS_FROM` (points, queries) (:data:`BUCKETS_FROM_K1` for ``k = 1``); ``"dense"``
-    always searches every point (best on GPUs).
+    per chunk, much less work for large clouds. ``"auto"`` takes it on CPU when the clouds reach
+    one of the (points, queries) sizes of :data:`BUCKETS_FROM` (:data:`BUCKETS_FROM_K1` for ``k = 1``);
+    ``"dense"`` always searches every point (best on GPUs).
 
     Args:
         query: ``(B, M, 3)`` float16, bfloat16, float32 or float64 padded query clouds.
@@ -125,8 +129,8 @@ def _use_buckets(method: str, query: torch.Tensor, points: torch.Tensor, k: int)
     """Whether ``method`` means the bucketed search for these clouds (see :data:`BUCKETS_FROM`)."""
     if method != "auto":
         return method == "buckets"
-    min_points, min_queries = BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM
-    large = points.shape[1] >= min_points and query.shape[1] >= min_queries
+    sizes = BUCKETS_FROM_K1 if k == 1 else BUCKETS_FROM
+    large = any(points.shape[1] >= n and query.shape[1] >= m for n, m in sizes)
     return points.device.type == "cpu" and large
 
 
