@@ -138,3 +138,14 @@ def test_bad_clouds_raise() -> None:
         chamfer_distance(torch.rand(1, 4, 3), torch.full((1, 5, 3), float("nan")))
     with pytest.raises(OpError, match="batch size"):
         chamfer_distance(torch.rand(2, 4, 3), torch.rand(1, 5, 3))
+
+
+@pytest.mark.parametrize("side", ["a", "b"])
+def test_unchecked_nan_gives_a_nan_loss(side: str, method: str) -> None:
+    # With the check off (as in training steps), a diverged point must show as a NaN loss, whichever
+    # cloud holds it (in the dense search a NaN in b is a NaN column minimum, which matches no row).
+    gen = torch.Generator().manual_seed(5)
+    a, b = torch.rand(3, 600, 3, generator=gen), torch.rand(3, 700, 3, generator=gen)
+    (a if side == "a" else b)[1, 7, 0] = float("nan")
+    loss = chamfer_distance(a, b, norm=1, reduction="none", check_finite=False, method=method)
+    assert torch.isnan(loss[1]) and torch.isfinite(loss[[0, 2]]).all()

@@ -8,6 +8,7 @@ import torch
 
 from act3d.errors import ConfigError, OpError
 from act3d.ops import knn, set_memory_budget
+from act3d.ops.knn import nearest_both_ways
 from act3d.ops.memory import DEFAULT_MEMORY_BUDGET, ENV_VAR, get_memory_budget
 
 
@@ -251,3 +252,22 @@ def test_buckets_equal_dense_on_random_configurations(seed: int) -> None:
     buckets = knn(query, points, k, point_lengths=lengths, method="buckets")
     torch.testing.assert_close(buckets[0], dense[0], atol=1e-5, rtol=1e-5)
     assert (buckets[1] < lengths[:, None, None]).all()
+
+
+@pytest.mark.parametrize("budget", [None, 4096])
+def test_nearest_both_ways_dense_equals_two_knn_calls(budget: int | None) -> None:
+    # One pass over the a x b blocks gives both directions: the same distances as knn(a, b, 1) and
+    # knn(b, a, 1), with padding on both sides, sizes that are not multiples of the selection group
+    # and (with a 4 KiB budget) many chunks of a and several column slices in the b -> a step.
+    gen = torch.Generator().manual_seed(21)
+    a, b = torch.rand(3, 700, 3, generator=gen), torch.randn(3, 555, 3, generator=gen)
+    a_lengths, b_lengths = torch.tensor([700, 13, 401]), torch.tensor([555, 554, 1])
+    a_to_b, b_to_a = nearest_both_ways(a, b, a_lengths, b_lengths, budget, method="dense")
+    expected_ab = knn(a, b, 1, a_lengths, b_lengths, method="dense")[0][..., 0]
+    expected_ba = knn(b, a, 1, b_lengths, a_lengths, method="dense")[0][..., 0]
+    torch.testing.assert_close(a_to_b, expected_ab, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(b_to_a, expected_ba, atol=1e-6, rtol=1e-5)
+    for i in range(3):  # and against brute force, valid points only
+        valid_a, valid_b = a[i, : a_lengths[i]].double(), b[i, : b_lengths[i]].double()
+        full = ((valid_b[:, None] - valid_a[None]) ** 2).sum(-1)
+        np.testing.assert_allclose(b_to_a[i, : b_lengths[i]].numpy(), full.amin(1).numpy(), atol=1e-6, rtol=1e-5)
