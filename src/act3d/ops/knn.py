@@ -128,32 +128,28 @@ def _dense_nearest_both_ways(
     N, M = a.shape[1], b.shape[1]
     block = selection_block(M, 1)
     a_padded = None if a_lengths is None else padding_mask(a_lengths, N)[..., None]
-    best = best_row = scratch = None
+    best = best_row = None
     a_to_b = []
-    # per entry of a block: the distance and the weighted mask
-    blocks = distance_blocks(a, b, b_lengths, memory_budget_bytes, 2 * b.element_size(), multiple=block)
-    for rows, dist in blocks:
+    for rows, dist in distance_blocks(a, b, b_lengths, memory_budget_bytes, b.element_size(), multiple=block):
         if a_padded is not None:
             dist.masked_fill_(a_padded[:, rows], float("inf"))
-        if scratch is None:
-            scratch = torch.empty_like(dist)
-        column_min, row = _column_min_and_first_row(dist, scratch[:, : dist.shape[1]])
+        a_to_b.append(smallest_k_(dist, 1, block))  # leaves |dist| in the block
+        column_min, row = _column_min_and_first_row_(dist)
         if best is None:
             best, best_row = column_min, row
         else:
             best_row = torch.where(column_min < best, row + rows.start, best_row)
             torch.minimum(best, column_min, out=best)
-        a_to_b.append(smallest_k_(dist, 1, block))
     return torch.cat(a_to_b, dim=1), best_row[:, :M, None]
 
 
-def _column_min_and_first_row(dist: torch.Tensor, scratch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _column_min_and_first_row_(dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(B, n)`` minimum over the rows of ``dist: (B, r, n)`` and the lowest row that holds it (the
-    last row for a NaN minimum, from non-finite input); ``scratch`` is a buffer of ``dist``'s shape."""
+    last row for a NaN minimum, from non-finite input). Overwrites ``dist`` with the row mask."""
     r = dist.shape[1]
     column_min = dist.amin(1)
     weights = torch.arange(r, 0, -1, dtype=dist.dtype, device=dist.device)[:, None]  # exact up to 2**24 rows
-    first = torch.eq(dist, column_min[:, None], out=scratch).mul_(weights).amax(1)
+    first = torch.eq(dist, column_min[:, None], out=dist).mul_(weights).amax(1)
     return column_min, (r - first.long()).clamp_max_(r - 1)  # a NaN minimum matches no row: the last
 
 
