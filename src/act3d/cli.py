@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     emb.add_argument("--out", default="features.npy", help="output .npy (names go to the matching .txt)")
     emb.add_argument("--npoints", type=int, default=1024, help="FPS-subsample each cloud to this many points")
     emb.add_argument("--device", default="cpu")
+    emb.add_argument(
+        "--preset",
+        help="patch settings of an official checkpoint: modelnet, fewshot, shapenet (64 groups), scan, partseg "
+        "(128), modelnet8k (512); official checkpoints do not record them",
+    )
     sub.add_parser("presets", help="list the config presets")
     for name, text in (
         ("pipeline", "the whole chain: stage I → stage II → linear SVM + fine-tuning, one run folder"),
@@ -235,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "embed":
             from act3d.tasks.embed import embed_files
 
-            print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, args.device))
+            print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, args.device, args.preset))
         elif args.command == "presets":
             for path in sorted(PRESETS.glob("*.yaml")):
                 print(path.stem)

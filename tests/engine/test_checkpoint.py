@@ -79,3 +79,21 @@ def test_missing_and_corrupt_checkpoints(tmp_path):
     (tmp_path / "junk.pth").write_bytes(b"\x00garbage" * 10)
     with pytest.raises(CheckpointError, match="junk.pth"):
         load_checkpoint(tmp_path / "junk.pth")
+
+
+def test_numpy_scalars_load_but_numpy_arrays_and_objects_stay_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    scalars = {"acc": np.float64(91.5), "epoch": np.int64(3), "flag": np.bool_(True), "half": np.float16(0.5)}
+    save_checkpoint({"metrics": scalars}, tmp_path / "scalars.pth")
+    loaded = load_checkpoint(tmp_path / "scalars.pth")["metrics"]
+    assert loaded == scalars and type(loaded["acc"]) is np.float64
+    for name, value in [("array", np.arange(3)), ("objects", np.array([{"a": 1}], dtype=object))]:
+        torch.save({"metrics": value}, tmp_path / f"{name}.pth")
+        with pytest.raises(CheckpointError, match=f"{name}.pth: not a readable checkpoint"):
+            load_checkpoint(tmp_path / f"{name}.pth")
+    exploit = np.array([_Exploit()], dtype=object)
+    path = tmp_path / "evil_numpy.pth"
+    path.write_bytes(pickle.dumps({"metrics": exploit}))
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(path)
+    assert not (tmp_path / "pwned").exists()

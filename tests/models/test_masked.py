@@ -30,7 +30,7 @@ def test_block_mask_is_a_contiguous_region():
 def test_encoder_sees_only_visible_tokens():
     torch.manual_seed(0)
     encoder = PointEncoder(dim=24, depth=2, num_heads=2, num_groups=16, group_size=8)
-    model = MaskedPointModel(encoder, out_dim=10, mask_ratio=0.75, decoder_heads=2)
+    model = MaskedPointModel(encoder, out_dim=10, mask_ratio=0.75, decoder_heads=2, embed_visible_only=True)
     seen = []
     encoder.patch_embed.register_forward_hook(lambda m, i, o: seen.append(i[0].shape))
     encoder.blocks.blocks[0].register_forward_hook(lambda m, i, o: seen.append(i[0].shape))

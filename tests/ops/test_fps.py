@@ -208,3 +208,47 @@ def test_buckets_pick_the_farthest_point_on_random_configurations(seed: int) -> 
     for b in range(B):
         assert_valid_fps(points[b, : lengths[b]].double().numpy(), picks["buckets"][b].numpy(), atol=1e-5)
     torch.testing.assert_close(picks["buckets"], picks["dense"])
+
+
+def naive_official_fps(cloud: np.ndarray, n: int) -> np.ndarray:
+    """The official CUDA kernel's rule, one point at a time: start at 0, never pick ``|p|² <= 1e-3``."""
+    picked, min_dist = [0], np.full(len(cloud), np.inf)
+    for _ in range(n - 1):
+        best, best_index = -1.0, 0
+        for k, point in enumerate(cloud):
+            if (point**2).sum() <= 1e-3:
+                continue
+            min_dist[k] = min(min_dist[k], ((point - cloud[picked[-1]]) ** 2).sum())
+            if min_dist[k] > best:
+                best, best_index = min_dist[k], k
+        picked.append(best_index)
+    return np.array(picked)
+
+
+def _clouds_with_points_at_the_origin(B: int, N: int, seed: int) -> torch.Tensor:
+    """Points on the unit sphere, a fifth of them (point 0 of cloud 0 among them) moved within 0.02 of 0:
+    once the sphere is sampled more finely than its radius, plain FPS picks the ones at the origin."""
+    gen = torch.Generator().manual_seed(seed)
+    points = torch.nn.functional.normalize(torch.randn(B, N, 3, generator=gen), dim=-1)
+    near = torch.rand(B, N, generator=gen) < 0.2
+    near[0, 0] = True
+    return torch.where(near[..., None], points * 0.01, points)
+
+
+@pytest.mark.parametrize(("B", "N", "n"), [(3, 60, 12), (2, 300, 40)])
+def test_skip_near_origin_matches_the_official_kernel(B: int, N: int, n: int, method: str) -> None:
+    points = _clouds_with_points_at_the_origin(B, N, seed=N)
+    idx = farthest_point_sample(points, n, method=method, skip_near_origin=True)
+    plain = farthest_point_sample(points, n, method=method)
+    for b in range(B):
+        np.testing.assert_array_equal(idx[b].numpy(), naive_official_fps(points[b].double().numpy(), n))
+    near = points.square().sum(-1) <= 1e-3
+    assert not near.gather(1, idx[:, 1:]).any(), "no centre after the first may lie near the origin"
+    assert near.gather(1, plain[:, 1:]).any(), "the test clouds must make the flag matter"
+
+
+def test_skip_near_origin_with_padding(method: str) -> None:
+    points = _clouds_with_points_at_the_origin(2, 80, seed=7)
+    lengths = torch.tensor([80, 50])
+    idx = farthest_point_sample(points, 10, lengths=lengths, method=method, skip_near_origin=True)
+    np.testing.assert_array_equal(idx[1].numpy(), naive_official_fps(points[1, :50].double().numpy(), 10))

@@ -57,17 +57,34 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``: no code in the file is ever run."""
+    """Read a checkpoint with ``torch.load(weights_only=True)``: no code in the file is ever run.
+
+    Besides tensors and plain containers, numpy numeric scalars are allowed (official ACT runners
+    store SVM accuracies as ``numpy.float64`` in ``metrics``): exactly the scalar constructor and
+    the numeric dtypes, under numpy 1.x and 2.x module names, nothing that can run code.
+    """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(numpy_scalar_globals()):
+            state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable checkpoint ({type(err).__name__}: {err})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: expected a dict, found {type(state).__name__}")
     return state
+
+
+def numpy_scalar_globals() -> list[Any]:
+    """The globals a pickled numpy numeric scalar needs: ``multiarray.scalar`` (under the numpy 1.x and
+    2.x module paths), ``numpy.dtype`` and the dtype classes of booleans, integers, floats and complex
+    numbers. Object, string and structured dtypes stay refused."""
+    core = getattr(np, "_core", None) or np.core
+    scalar = core.multiarray.scalar
+    numeric = {type(np.dtype(code)) for code in "?bhilqpBHILQPefdgFDG"}
+    aliases = [(scalar, f"{module}.multiarray.scalar") for module in ("numpy.core", "numpy._core")]
+    return [scalar, *aliases, np.dtype, *sorted(numeric, key=lambda cls: cls.__name__)]
 
 
 def rng_state() -> dict[str, Any]:

@@ -61,7 +61,11 @@ class DataConfig(Strict):
 
 
 class EncoderConfig(Strict):
-    """The point transformer (student) sizes; paper: 384 wide, 12 deep, 6 heads, 64×32 groups."""
+    """The point transformer (student) sizes; paper: 384 wide, 12 deep, 6 heads, 64×32 groups.
+
+    ``skip_near_origin``: FPS skips points with ``|p|² <= 1e-3`` as the official CUDA kernel does
+    (to match an official checkpoint's grouping exactly; off by default).
+    """
 
     dim: int = Field(384, gt=0)
     depth: int = Field(12, ge=0)
@@ -70,6 +74,7 @@ class EncoderConfig(Strict):
     drop_path: float = Field(0.1, ge=0, lt=1)
     num_groups: int = Field(64, gt=0)
     group_size: int = Field(32, gt=0)
+    skip_near_origin: bool = False
 
 
 class OptimizerConfig(Strict):

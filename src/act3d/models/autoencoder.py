@@ -36,7 +36,7 @@ class ACTAutoencoder(nn.Module):
     Args:
         teacher: the prompted frozen transformer (width D).
         num_groups, group_size: G patches of K points.
-        encoder_dim: mini-PointNet width (256).
+        encoder_dim: mini-PointNet width (384 in the official ACT stage I; 256 is Point-BERT's dVAE).
         codebook_size: V discrete tokens (8192).
         token_dim: codebook vector width (384), also DGCNN₂'s width and the stage-II target width.
     """
@@ -46,7 +46,7 @@ class ACTAutoencoder(nn.Module):
         teacher: PromptedTeacher,
         num_groups: int = 64,
         group_size: int = 32,
-        encoder_dim: int = 256,
+        encoder_dim: int = 384,
         codebook_size: int = 8192,
         token_dim: int = 384,
     ) -> None:

@@ -9,6 +9,7 @@ renames them (see docs/checkpoints.md for the table) and every unknown or missin
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,16 +17,43 @@ from torch import nn
 
 from act3d.engine.checkpoint import load_checkpoint, save_checkpoint
 from act3d.engine.config import EncoderConfig
-from act3d.errors import CheckpointError
+from act3d.errors import CheckpointError, ConfigError
 from act3d.models.point_transformer import PointEncoder
 
 FORMAT = "act3d-encoder"
 
 _RENAMES = ((re.compile(r"^encoder\."), "patch_embed."),)
+_ENCODER_PREFIXES = ("ACT_encoder.", "MAE_encoder.", "transformer_q.")
+_HEADS = re.compile(r"^(lm_head|cls_head|mask_token)(\.|$)")
+"""Parameters of an official pretraining encoder module that are not part of the encoder."""
 _IGNORED = re.compile(
-    r"^(cls_head_finetune|ACT_decoder|MAE_decoder|decoder|mask_token|increase_dim|"
-    r"decoder_pos_embed|head|loss|dvae|teacher|lm_head|cls_head|ACT_teacher)"
+    r"^(cls_head_finetune|ACT_decoder|MAE_decoder|decoder|mask_token|increase_dim|decoder_pos_embed|head|"
+    r"proj_head|loss|dvae|teacher|lm_head|cls_head|ACT_teacher)"
 )
+"""Top-level parameters of an official fine-tuning model that are not part of the encoder."""
+
+OFFICIAL_PRESETS: dict[str, dict[str, int]] = {
+    "modelnet": {"num_groups": 64, "group_size": 32},
+    "fewshot": {"num_groups": 64, "group_size": 32},
+    "shapenet": {"num_groups": 64, "group_size": 32},
+    "scan": {"num_groups": 128, "group_size": 32},
+    "partseg": {"num_groups": 128, "group_size": 32},
+    "modelnet8k": {"num_groups": 512, "group_size": 32},
+}
+"""Patch settings of the official configs, which checkpoints do not record: ModelNet40 (1k points),
+few-shot and ShapeNet-55 pretraining 64×32; ScanObjectNN and part segmentation (2048 points)
+128×32; ModelNet40 with 8k points 512×32."""
+
+
+def official_config(preset: str) -> EncoderConfig:
+    """The paper-size encoder config with the patch settings of the official ``preset``."""
+    if preset not in OFFICIAL_PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; official presets: {', '.join(OFFICIAL_PRESETS)}")
+    return EncoderConfig(**OFFICIAL_PRESETS[preset])
+
+
+class OfficialGroupsWarning(UserWarning):
+    """An official checkpoint was loaded without saying how many groups its model used."""
 
 
 def save_encoder(encoder: PointEncoder, config: EncoderConfig, path: str | Path, source: str = "") -> Path:
@@ -43,20 +71,21 @@ def save_encoder(encoder: PointEncoder, config: EncoderConfig, path: str | Path,
 def convert_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Rename an official ACT / Point-MAE / fine-tuned PointTransformer state dict to our key names.
 
-    Returns the renamed encoder weights and the keys that were dropped as not part of the encoder
-    (decoders, heads, teachers...), so that the caller can report them.
+    Pretraining layouts hold the encoder under a prefix (``ACT_encoder.``, ``MAE_encoder.``,
+    ``transformer_q.``) beside decoders, projection heads and the frozen tokenizer: the encoder is
+    then exactly the prefixed keys, less its pretraining heads (``lm_head``, ``cls_head``,
+    ``mask_token``). Fine-tuning layouts hold the encoder at the top level beside the
+    classification head. Returns the renamed encoder weights and the keys dropped as not part of
+    the encoder (decoders, heads, teachers...), so that the caller can report them.
     """
+    state_dict = {key.removeprefix("module."): value for key, value in state_dict.items()}
+    prefixed = any(key.startswith(_ENCODER_PREFIXES) for key in state_dict)
     renamed, dropped = {}, []
-    for key, value in state_dict.items():
-        key = key.removeprefix("module.")
-        for prefix in ("ACT_encoder.", "MAE_encoder.", "transformer_q."):
-            if key.startswith(prefix):
-                key = key.removeprefix(prefix)
-                break
-        else:
-            if _IGNORED.match(key):
-                dropped.append(key)
-                continue
+    for original, value in state_dict.items():
+        key = _strip_encoder_prefix(original)
+        if (prefixed and (key == original or _HEADS.match(key))) or (not prefixed and _IGNORED.match(key)):
+            dropped.append(original)
+            continue
         for pattern, replacement in _RENAMES:
             key = pattern.sub(replacement, key)
         if key.startswith("patch_embed.") and value.ndim == 3 and value.shape[-1] == 1:
@@ -65,20 +94,38 @@ def convert_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str
     return renamed, dropped
 
 
-def load_encoder(path: str | Path, config: EncoderConfig | None = None, strict: bool = True) -> PointEncoder:
+def _strip_encoder_prefix(key: str) -> str:
+    for prefix in _ENCODER_PREFIXES:
+        if key.startswith(prefix):
+            return key.removeprefix(prefix)
+    return key
+
+
+def load_encoder(
+    path: str | Path, config: EncoderConfig | None = None, strict: bool = True, preset: str | None = None
+) -> PointEncoder:
     """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, or an official one.
 
-    For official checkpoints the sizes default to the paper's (``config`` overrides them). With
-    ``strict`` any missing or unexpected encoder key is an error that lists them all. The size of the
-    encoder a config declares is checked against the stored weights (and the memory) before it is
-    built, so a damaged config (``dim=10**9``) is an error, not an attempt to allocate terabytes.
+    The sizes come from ``config`` when the caller gives one; else from the file when it is ours
+    (with ``preset``'s patch settings, if named); else, for official checkpoints, which do not record
+    their number of groups, from the paper's sizes and the patch settings of the official ``preset``
+    (a key of :data:`OFFICIAL_PRESETS`: ``"scan"`` and ``"partseg"`` use 128 groups). An official
+    checkpoint loaded with neither warns (:class:`OfficialGroupsWarning`) and uses 64 groups.
+    With ``strict`` any missing or unexpected encoder key is an error that lists them all. The size
+    of the encoder a config declares is checked against the stored weights (and the memory) before
+    it is built, so a damaged config (``dim=10**9``) is an error, not an attempt to allocate terabytes.
 
     Raises:
         CheckpointError: unreadable file, not an encoder checkpoint, config and weights that disagree.
+        ConfigError: an unknown ``preset``, or both ``config`` and ``preset``.
     """
+    if preset is not None:
+        if config is not None:
+            raise ConfigError("give the encoder sizes as config or as preset, not both")
+        official_config(preset)
     ckpt = load_checkpoint(path)
     try:
-        config, weights, dropped = _encoder_parts(ckpt, config, path)
+        config, weights, dropped = _encoder_parts(ckpt, config, preset, path)
     except CheckpointError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError, RuntimeError) as err:  # pydantic's is a ValueError
@@ -97,22 +144,32 @@ def load_encoder(path: str | Path, config: EncoderConfig | None = None, strict: 
 
 
 def _encoder_parts(
-    ckpt: dict, config: EncoderConfig | None, path: str | Path
+    ckpt: dict, config: EncoderConfig | None, preset: str | None, path: str | Path
 ) -> tuple[EncoderConfig, dict[str, torch.Tensor], list[str]]:
     """(config, encoder weights under our names, dropped keys) of a checkpoint in any supported layout."""
+    patches = OFFICIAL_PRESETS.get(preset, {})
     stored = ckpt.get("config")
     if ckpt.get("format") == FORMAT:
-        config = config or EncoderConfig.model_validate(ckpt["config"])
+        config = config or EncoderConfig.model_validate(ckpt["config"]).model_copy(update=patches)
         return config, dict(ckpt["state_dict"]), []
     if isinstance(stored, dict) and stored.get("task") == "pretrain":
-        config = config or EncoderConfig.model_validate(stored["model"])
+        config = config or EncoderConfig.model_validate(stored["model"]).model_copy(update=patches)
         weights = {k.removeprefix("encoder."): v for k, v in ckpt["model"].items() if k.startswith("encoder.")}
         return config, weights, []
     raw = next((ckpt[k] for k in ("base_model", "model", "state_dict") if isinstance(ckpt.get(k), dict)), None)
     if raw is None:
         raise CheckpointError(f"{path}: no 'base_model', 'model' or 'state_dict' entry: not an encoder checkpoint")
     weights, dropped = convert_official_keys(raw)
-    return config or EncoderConfig(), weights, dropped
+    if config is None and preset is None:
+        warnings.warn(
+            f"{path}: an official checkpoint does not record its number of groups; using 64×32. The "
+            "official configs use 64 for ModelNet40 (1k points), few-shot and pretraining, 128 for "
+            "ScanObjectNN and part segmentation, 512 for ModelNet40 8k: pass preset='scan' (or "
+            "'modelnet', 'partseg', 'modelnet8k') or a config",
+            OfficialGroupsWarning,
+            stacklevel=3,
+        )
+    return config or EncoderConfig(**patches), weights, dropped
 
 
 def encoder_parameter_count(config: EncoderConfig) -> int:

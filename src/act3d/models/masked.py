@@ -69,6 +69,11 @@ class MaskedPointModel(nn.Module):
         mask_ratio: fraction of patches hidden (0.8 ACT, 0.6 Point-MAE).
         mask_type: ``random`` (paper) or ``block``.
         decoder_depth, decoder_heads: the light decoder (2 blocks, 6 heads).
+        decoder_drop_path: its stochastic depth, rising linearly from 0 to this over its blocks (the
+            official decoder shares the encoder's rate, 0.1); its Linear layers are Xavier-initialised.
+        embed_visible_only: the mini-PointNet embeds only the visible patches. Faster, but its
+            BatchNorm batch statistics then come from the visible patches alone; the official model
+            (and the default) embeds all patches and then selects, which is what the paper trained.
     """
 
     def __init__(
@@ -79,15 +84,18 @@ class MaskedPointModel(nn.Module):
         mask_type: MaskType = "random",
         decoder_depth: int = 2,
         decoder_heads: int = 6,
+        decoder_drop_path: float = 0.1,
+        embed_visible_only: bool = False,
     ) -> None:
         super().__init__()
         dim = encoder.dim
         self.encoder = encoder
         self.mask_ratio = mask_ratio
         self.mask_type = mask_type
+        self.embed_visible_only = embed_visible_only
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.decoder_pos_embed = position_mlp(dim)
-        self.decoder = TransformerStack(dim, decoder_depth, decoder_heads)
+        self.decoder = TransformerStack(dim, decoder_depth, decoder_heads, drop_path=decoder_drop_path, init="xavier")
         self.decoder_norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, out_dim)
         trunc_normal_(self.mask_token, std=0.02)
@@ -119,7 +127,11 @@ class MaskedPointModel(nn.Module):
         b = mask.shape[0]
         visible, masked = self.split(mask)
         vis_centers, mask_centers = take_tokens(centers, visible), take_tokens(centers, masked)
-        encoded = self.encoder.encode_tokens(self.encoder.patch_embed(take_tokens(patches, visible)), vis_centers)
+        if self.embed_visible_only:
+            tokens = self.encoder.patch_embed(take_tokens(patches, visible))
+        else:
+            tokens = take_tokens(self.encoder.patch_embed(patches), visible)
+        encoded = self.encoder.encode_tokens(tokens, vis_centers)
         x = torch.cat([encoded[:, 1:], self.mask_token.expand(b, masked.shape[1], -1)], dim=1)
         pos = self.decoder_pos_embed(torch.cat([vis_centers, mask_centers], dim=1))
         x = self.decoder(x, pos)

@@ -31,6 +31,8 @@ class PointEncoder(nn.Module):
         drop_path: maximum stochastic-depth rate (0.1).
         num_groups: G, FPS centres per cloud (64 for 1024 points, 128 for 2048).
         group_size: K, points per patch (32).
+        skip_near_origin: group as the official CUDA FPS kernel, which never picks points with
+            ``|p|² <= 1e-3`` as centres (off by default; see docs/checkpoints.md).
     """
 
     def __init__(
@@ -42,10 +44,11 @@ class PointEncoder(nn.Module):
         drop_path: float = 0.1,
         num_groups: int = 64,
         group_size: int = 32,
+        skip_near_origin: bool = False,
     ) -> None:
         super().__init__()
         self.dim = dim
-        self.grouper = PatchGrouper(num_groups, group_size)
+        self.grouper = PatchGrouper(num_groups, group_size, skip_near_origin)
         self.patch_embed = MiniPointNet(dim)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.cls_pos = nn.Parameter(torch.randn(1, 1, dim))

@@ -17,16 +17,19 @@ class PatchGrouper(nn.Module):
     Args:
         num_groups: G, number of FPS centres.
         group_size: K, points per patch (kNN over the whole cloud).
+        skip_near_origin: FPS never picks points with ``|p|² <= 1e-3`` after the first, as the
+            official CUDA kernel (to match its grouping exactly; see ``farthest_point_sample``).
     """
 
-    def __init__(self, num_groups: int, group_size: int) -> None:
+    def __init__(self, num_groups: int, group_size: int, skip_near_origin: bool = False) -> None:
         super().__init__()
         self.num_groups = num_groups
         self.group_size = group_size
+        self.skip_near_origin = skip_near_origin
 
     def forward(self, points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """points (B, N, 3) → (patches (B, G, K, 3) relative to their centre, centres (B, G, 3))."""
-        idx = farthest_point_sample(points, self.num_groups, start="first")
+        idx = farthest_point_sample(points, self.num_groups, start="first", skip_near_origin=self.skip_near_origin)
         centers = gather_points(points, idx)
         patches, _ = group(points, centers, self.group_size, check_finite=False)  # FPS checked the points
         return patches, centers

@@ -10,6 +10,8 @@ from act3d.errors import OpError
 from act3d.ops._checks import check_cloud, check_count, check_method, compute_dtype, padding_mask
 from act3d.ops._curve import curve_order
 
+NEAR_ORIGIN = 1e-3
+"""Squared norm at or under which the official CUDA FPS kernel skips a point (``skip_near_origin``)."""
 BUCKET_SIZE = 64
 """Points per bucket of the bucketed FPS (32 and 64 measured equal at N=8192, 16 and 128 slower)."""
 BUCKETS_FROM = 6144
@@ -28,6 +30,7 @@ def farthest_point_sample(
     generator: torch.Generator | None = None,
     check_finite: bool = True,
     method: Literal["auto", "dense", "buckets"] = "auto",
+    skip_near_origin: bool = False,
 ) -> torch.Tensor:
     """Iterative farthest point sampling (FPS) of ``n`` points per cloud.
 
@@ -46,6 +49,12 @@ def farthest_point_sample(
     pick. ``"auto"`` takes the buckets on CPU from :data:`BUCKETS_FROM` points on. Distances are
     computed in float32 (float64 for float64 input). Memory: ``O(B * N)``.
 
+    ``skip_near_origin`` reproduces the official CUDA kernel (pointnet2_ops), which never picks a
+    point with ``|p|² <= 1e-3`` after the first pick (the first pick is taken as above, near the
+    origin or not). Use it to match the official grouping when evaluating an official checkpoint on
+    clouds that hold points at the origin; off by default. If a cloud has fewer than ``n`` such
+    points, the extra picks repeat index 0 (the official kernel also repeats a picked point).
+
     Args:
         points: ``(B, N, 3)`` float16, bfloat16, float32 or float64 padded clouds.
         n: number of points to pick per cloud, ``1 <= n <= min(lengths)``.
@@ -54,6 +63,7 @@ def farthest_point_sample(
         generator: random generator for ``start="random"``.
         check_finite: reject NaN/Inf in ``points`` (one reduction and host sync; skip in hot loops).
         method: ``"auto"``, ``"dense"`` or ``"buckets"`` (see above).
+        skip_near_origin: never pick points with ``|p|² <= 1e-3`` after the first (see above).
 
     Returns:
         ``(B, n)`` int64 indices into ``N``, in pick order.
@@ -70,11 +80,15 @@ def farthest_point_sample(
     B, N, _ = points.shape
     coords = points.to(compute_dtype(points)).permute(2, 0, 1).contiguous()  # (3, B, N): one row per axis
     first = _first_pick(points, lengths, start, generator)
+    excluded = padding_mask(lengths, N) if lengths is not None else None
+    if skip_near_origin:
+        near = coords.square().sum(0) <= NEAR_ORIGIN
+        excluded = near if excluded is None else excluded | near
     if method == "buckets" or (method == "auto" and points.device.type == "cpu" and N >= BUCKETS_FROM):
-        return _bucketed_fps(coords, first, n, lengths)
+        return _bucketed_fps(coords, first, n, lengths, excluded)
     min_dist = coords.new_full((B, N), float("inf"))
-    if lengths is not None:
-        min_dist.masked_fill_(padding_mask(lengths, N), float("-inf"))
+    if excluded is not None:
+        min_dist.masked_fill_(excluded, float("-inf"))
     picked = torch.empty(n, B, 1, dtype=torch.int64, device=points.device)
     picked[0, :, 0] = first
     # float32 holds every index exactly up to 2**24; larger clouds use float64 for the index trick.
@@ -131,11 +145,14 @@ def _first_argmax(
     out.copy_(mask.amax(1, keepdim=True).neg_().add_(values.shape[1]))
 
 
-def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: torch.Tensor | None) -> torch.Tensor:
+def _bucketed_fps(
+    coords: torch.Tensor, first: torch.Tensor, n: int, lengths: torch.Tensor | None, excluded: torch.Tensor | None
+) -> torch.Tensor:
     """FPS of ``coords: (3, B, N)`` from ``first: (B,)`` that only updates the buckets a pick can reach.
 
     A table ``(4, B * nb, S)`` holds each bucket's coordinates and min-distances; padded points (and
-    the slots that round ``N`` up to ``nb * S``) sit on point 0 with min-distance ``-inf``. A bucket
+    the slots that round ``N`` up to ``nb * S``) sit on point 0 with min-distance ``-inf``, and so
+    do the points of ``excluded: (B, N)`` bool (padding, or near the origin), at their own place. A bucket
     with box lower bound ``lb`` to the new pick and largest min-distance ``top`` can only change if
     ``lb <= top``; those buckets are gathered, updated and written back. Indices inside the loop are
     global (``b * N + i``) so every lookup is one ``index_select``. Returns ``(B, n)`` int64.
@@ -146,6 +163,8 @@ def _bucketed_fps(coords: torch.Tensor, first: torch.Tensor, n: int, lengths: to
     num_buckets = -(-N // BUCKET_SIZE)
     order = torch.nn.functional.pad(curve_order(coords.permute(1, 2, 0)), (0, num_buckets * BUCKET_SIZE - N), value=N)
     valid = order < (N if lengths is None else lengths[:, None])
+    if excluded is not None:
+        valid &= ~excluded.gather(1, order.clamp_max(N - 1))
     table = torch.cat(
         [coords.gather(2, order.clamp_max(N - 1).expand(3, -1, -1)), coords.new_empty(1, B, order.shape[1])]
     )

@@ -28,9 +28,19 @@ def collect_files(inputs: list[str]) -> list[Path]:
     return files
 
 
-def embed_files(checkpoint: str, inputs: list[str], out: str, npoints: int = 1024, device: str = "cpu") -> Path:
-    """Embed each file (FPS to ``npoints``, unit-sphere normalised) → ``out`` (F, 2·dim) + ``out``.txt names."""
-    encoder = load_encoder(checkpoint).to(device)
+def embed_files(
+    checkpoint: str,
+    inputs: list[str],
+    out: str,
+    npoints: int = 1024,
+    device: str = "cpu",
+    preset: str | None = None,
+) -> Path:
+    """Embed each file (FPS to ``npoints``, unit-sphere normalised) → ``out`` (F, 2·dim) + ``out``.txt names.
+
+    ``preset``: the official patch settings of an official checkpoint (``scan``: 128 groups).
+    """
+    encoder = load_encoder(checkpoint, preset=preset).to(device)
     files = collect_files(inputs)
     features = []
     for path in files:

@@ -38,7 +38,11 @@ class MaskingConfig(Strict):
 
 
 class PretrainConfig(TrainingRun):
-    """``act3d pretrain`` configuration."""
+    """``act3d pretrain`` configuration.
+
+    ``embed_visible_only``: the student's mini-PointNet embeds only the visible patches (a deviation
+    for speed: its BatchNorm statistics then differ from the official model, which embeds all).
+    """
 
     task: Literal["pretrain"] = "pretrain"
     objective: Literal["act", "point_mae"] = "act"
@@ -49,6 +53,7 @@ class PretrainConfig(TrainingRun):
     masking: MaskingConfig = Field(default_factory=MaskingConfig)
     decoder_depth: int = Field(2, gt=0)
     decoder_heads: int = Field(6, gt=0)
+    embed_visible_only: bool = False
     svm_eval: bool = True
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, weight_decay=0.05))
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(grad_clip=None))
@@ -121,6 +126,8 @@ class PretrainTask:
             config.masking.type,
             config.decoder_depth,
             config.decoder_heads,
+            decoder_drop_path=m.drop_path,  # the official decoder shares the encoder's rate
+            embed_visible_only=config.embed_visible_only,
         )
 
     def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:

@@ -37,11 +37,11 @@ class TeacherConfig(Strict):
 
 
 class AutoencoderConfig(Strict):
-    """Stage-I sizes (paper: 64×32 patches, PointNet 256, codebook 8192×384)."""
+    """Stage-I sizes (paper: 64×32 patches, PointNet 384 as the official ACT stage-I config, codebook 8192×384)."""
 
     num_groups: int = Field(64, gt=0)
     group_size: int = Field(32, gt=0)
-    encoder_dim: int = Field(256, gt=0)
+    encoder_dim: int = Field(384, gt=0)
     codebook_size: int = Field(8192, gt=0)
     token_dim: int = Field(384, gt=0)
 
