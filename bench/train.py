@@ -17,6 +17,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -36,6 +37,10 @@ CASES = {
 }
 
 
+# Stage II's target model: a paper-size autoencoder around a random ViT-S (see build_step).
+STAGE2_TEACHER = ("teacher.name=random:vit_small_patch16_224",)
+
+
 def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeats: int = 10) -> float:
     """Dense matmul throughput (GFLOP/s) of this device, the yardstick for model FLOP utilisation."""
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
@@ -48,8 +53,18 @@ def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repea
     return 2 * n**3 * repeats / (time.perf_counter() - tic) / 1e9
 
 
-def build_step(task: str, overrides: list[str], batch: int, device: torch.device):
-    """A closure running one training step of ``task`` on random clouds, and the clouds' point count."""
+def build_step(
+    task: str,
+    overrides: list[str],
+    batch: int,
+    device: torch.device,
+    stage2_teacher: Sequence[str] = STAGE2_TEACHER,
+):
+    """(model, loss closure ``points (B, N, 3) → scalar``, optimizer, random clouds (batch, N, 3)) of ``task``.
+
+    ``stage2_teacher``: config overrides of the stage-I autoencoder that makes stage II's targets
+    (its frozen teacher, its sizes); its patches are the student's.
+    """
     from act3d.cli import resolve_preset
     from act3d.engine.config import load_config
     from act3d.objectives import codebook_kl, masked_feature_loss, patch_chamfer_l1
@@ -86,7 +101,7 @@ def build_step(task: str, overrides: list[str], batch: int, device: torch.device
             PretrainTeacherConfig,
             None,
             [
-                "teacher.name=random:vit_small_patch16_224",
+                *stage2_teacher,
                 f"model.num_groups={m.num_groups}",
                 f"model.group_size={m.group_size}",
             ],
@@ -122,29 +137,52 @@ def run_case(name: str, device_name: str, compile_: bool, steps: int) -> dict:
     task, overrides, cpu_batch, gpu_batch = CASES[name]
     device = torch.device(device_name)
     batch = gpu_batch if device.type == "cuda" else cpu_batch
-    _, loss_fn, opt, points = build_step(task, overrides, batch, device)
+    return measure_step(task, overrides, batch, device, compile_, steps)
+
+
+def measure_step(
+    task: str,
+    overrides: list[str],
+    batch: int,
+    device: torch.device,
+    compile_: bool,
+    steps: int,
+    stage2_teacher: Sequence[str] = STAGE2_TEACHER,
+) -> dict:
+    """Time ``steps`` training steps of :func:`build_step`'s ``task`` (bf16 autocast on CUDA).
+
+    One warm-up step (compilation included: ``first_step_seconds``) and one step counted by
+    FlopCounterMode (run eagerly: the same model FLOPs, no recompilation under the counter) come first.
+    Returns batch, seconds per step, FLOPs per step, peak memory (CUDA: allocated since the warm-up;
+    CPU: the process's max RSS), the last loss and whether every attention layer uses fused SDPA.
+    """
+    model, loss_fn, opt, points = build_step(task, overrides, batch, device, stage2_teacher)
     amp = device.type == "cuda"
     step_fn = torch.compile(loss_fn) if compile_ else loss_fn
 
-    def step():
+    def step(fn) -> torch.Tensor:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-            loss = step_fn(points)
+            loss = fn(points)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        return loss.detach()
 
     from torch.utils.flop_counter import FlopCounterMode
 
-    step()
+    tic = time.perf_counter()
+    step(step_fn)
+    _sync(device)
+    first = time.perf_counter() - tic
     with FlopCounterMode(display=False) as counter:
-        step()
+        step(loss_fn)
     flops = counter.get_total_flops()
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     tic = time.perf_counter()
     for _ in range(steps):
-        step()
+        loss = step(step_fn)
     _sync(device)
     seconds = (time.perf_counter() - tic) / steps
     peak = (
@@ -152,7 +190,16 @@ def run_case(name: str, device_name: str, compile_: bool, steps: int) -> dict:
         if device.type == "cuda"
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     )
-    return {"batch": batch, "seconds": seconds, "flops": flops, "peak_bytes": peak}
+    fused = [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")]
+    return {
+        "batch": batch,
+        "seconds": seconds,
+        "flops": flops,
+        "peak_bytes": peak,
+        "first_step_seconds": first,
+        "loss": float(loss),
+        "fused_attn": bool(fused) and all(fused),
+    }
 
 
 def _sync(device: torch.device) -> None:
