@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -46,7 +47,12 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert "| stage I: test CD-L1" in printed and "linear SVM accuracy %, ACT-pretrained" in printed
     results = json.loads((run_dir / "results.json").read_text())
     labels = [row["metric"] for row in results["results"]]
-    assert len(labels) == 5 and labels[-1].startswith("fine-tune")
+    assert len(labels) == 11 and labels[-1].startswith("fine-tune")
+    values = {row["metric"]: row["final_epoch"] for row in results["results"]}
+    assert 0 <= values["stage I: information per code, nats (↑)"] <= math.log(32) + 1e-6
+    assert values["stage II: floor, a second target draw"] >= 0
+    assert "stage I: codes carry" in printed, "the verdict on the codes is part of the printed table"
+    assert results["notes"][0].startswith("stage I: codes carry")
     for picture in (
         "stage1/reconstructions.png",
         "masked_predictions.png",

@@ -7,6 +7,7 @@ the teacher width → prompted frozen teacher → Linear back → DGCNN₂ → F
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -16,6 +17,8 @@ from act3d.models.dgcnn import CenterDGCNN
 from act3d.models.folding import FoldingDecoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.tokenizer import MiniPointNet, PatchGrouper
+
+TargetCode = Literal["sample", "argmax", "soft"]
 
 
 @dataclass
@@ -39,6 +42,9 @@ class ACTAutoencoder(nn.Module):
         encoder_dim: mini-PointNet width (384 in the official ACT stage I; 256 is Point-BERT's dVAE).
         codebook_size: V discrete tokens (8192).
         token_dim: codebook vector width (384), also DGCNN₂'s width and the stage-II target width.
+        logit_scale: multiplies DGCNN₁'s output to give the codebook logits (paper: 1). DGCNN₁ ends in
+            GroupNorm + LeakyReLU, so its outputs have unit scale and the softmax over V codes starts
+            nearly flat; only its affine weights can sharpen it, slowly (see docs/method.md).
     """
 
     def __init__(
@@ -49,8 +55,10 @@ class ACTAutoencoder(nn.Module):
         encoder_dim: int = 384,
         codebook_size: int = 8192,
         token_dim: int = 384,
+        logit_scale: float = 1.0,
     ) -> None:
         super().__init__()
+        self.logit_scale = logit_scale
         width = teacher.teacher.width
         self.grouper = PatchGrouper(num_groups, group_size)
         self.patch_embed = MiniPointNet(encoder_dim)
@@ -77,11 +85,40 @@ class ACTAutoencoder(nn.Module):
         ``hard=True`` draws a stochastic one-hot Gumbel sample (straight-through): stage II's target
         uses it at τ = 1, on the student's own patches and centres.
         """
+        logits, idx = self.code_logits(patches, centers)
+        onehot = F.gumbel_softmax(logits.float(), tau=temperature, hard=hard, dim=-1)
+        return logits, self.decode_codes(onehot, centers, idx)
+
+    def code_logits(self, patches: torch.Tensor, centers: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """patches (B, G, K, 3), centres (B, G, 3) → (codebook logits (B, G, V), centre graph (B, G, k))."""
         idx = self.dgcnn_1.neighbours(centers)
-        logits = self.dgcnn_1(self.patch_embed(patches), centers, idx)
-        onehot = F.gumbel_softmax(logits.float(), tau=temperature, hard=hard, dim=-1).to(self.codebook.dtype)
-        x = self.from_teacher(self.teacher(self.to_teacher(onehot @ self.codebook), centers))
-        return logits, self.dgcnn_2(x, centers, idx if self.dgcnn_2.k == self.dgcnn_1.k else None)
+        return self.logit_scale * self.dgcnn_1(self.patch_embed(patches), centers, idx), idx
+
+    def decode_codes(self, codes: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
+        """Code weights (B, G, V) (one-hot, or any distribution over the codebook), centres (B, G, 3)
+        → DGCNN₂ features (B, G, C): what the FoldingNet decodes and stage II distils.
+
+        ``idx``: the centre graph from :meth:`code_logits`, reused when both DGCNNs have the same k.
+        """
+        x = self.from_teacher(self.teacher(self.to_teacher(codes.to(self.codebook.dtype) @ self.codebook), centers))
+        return self.dgcnn_2(x, centers, idx if self.dgcnn_2.k == self.dgcnn_1.k else None)
+
+    @torch.no_grad()
+    def targets(self, patches: torch.Tensor, centers: torch.Tensor, code: TargetCode = "sample") -> torch.Tensor:
+        """Stage II's per-patch targets (B, G, C) for patches (B, G, K, 3), centres (B, G, 3).
+
+        ``code``: ``"sample"`` (the paper): a hard Gumbel sample at τ = 1 (stochastic); ``"argmax"``:
+        the most likely code; ``"soft"``: the softmax-weighted mix of codebook vectors.
+        """
+        logits, idx = self.code_logits(patches, centers)
+        logits = logits.float()
+        if code == "sample":
+            codes = F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
+        elif code == "argmax":
+            codes = F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+        else:
+            codes = logits.softmax(-1)
+        return self.decode_codes(codes, centers, idx)
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the frozen teacher's weights."""

@@ -62,8 +62,15 @@ def run_pipeline(
         timings[name] = time.perf_counter() - tic
         return stage_dir, result
 
-    s1_dir, s1 = stage("stage1", config.stage1, PretrainTeacherTask)
-    rows.append(_row("stage I: test CD-L1 (↓)", s1, "cd_l1"))
+    stage1_tasks: list[PretrainTeacherTask] = []
+
+    def make_stage1(cfg: PretrainTeacherConfig, task_dir: Path) -> PretrainTeacherTask:
+        stage1_tasks.append(PretrainTeacherTask(cfg, task_dir))
+        return stage1_tasks[-1]
+
+    s1_dir, s1 = stage("stage1", config.stage1, make_stage1)
+    rows.extend(_row(label, s1, metric) for label, metric in STAGE1_ROWS)
+    notes = [f"stage I: {stage1_tasks[-1].info['codes']}"]
     config.stage2.teacher_checkpoint = str(s1_dir / "ckpt-best.pth")
     stage2_tasks: list[PretrainTask] = []
 
@@ -72,7 +79,7 @@ def run_pipeline(
         return stage2_tasks[-1]
 
     s2_dir, s2 = stage("stage2", config.stage2, make_stage2)
-    rows.append(_row("stage II: masked-token loss (↓)", s2, "loss"))
+    rows.extend(_row(label, s2, metric) for label, metric in STAGE2_ROWS if metric in s2.final_metrics)
     encoder_path = s2_dir / "encoder.pth"
     _save_masked_pictures(stage2_tasks[-1], s2_dir, run_dir)
     if config.svm:
@@ -80,7 +87,21 @@ def run_pipeline(
     config.finetune.init = str(encoder_path)
     _, ft = stage("finetune", config.finetune, ClassificationTask)
     rows.append(_row("fine-tune: test accuracy % (↑)", ft, "acc"))
-    return _write_summary(run_dir, rows, timings)
+    return _write_summary(run_dir, rows, timings, notes)
+
+
+STAGE1_ROWS = (
+    ("stage I: test CD-L1, sampled codes (↓)", "cd_l1"),
+    ("stage I: control, codes shuffled across patches (CD-L1)", "cd_l1_shuffled_codes"),
+    ("stage I: control, argmax codes (CD-L1)", "cd_l1_argmax_codes"),
+    ("stage I: information per code, nats (↑)", "code_information"),
+    ("stage I: P(sampled code = argmax)", "code_sample_is_argmax"),
+)
+STAGE2_ROWS = (
+    ("stage II: masked-token loss (↓)", "loss"),
+    ("stage II: floor, predicting the batch-mean target", "loss_batch_mean_target"),
+    ("stage II: floor, a second target draw", "loss_target_redraw"),
+)
 
 
 def _row(label: str, result, metric: str) -> dict[str, Any]:
@@ -146,10 +167,11 @@ def _save_masked_pictures(task: PretrainTask, s2_dir: Path, run_dir: Path) -> No
     )
 
 
-def _write_summary(run_dir: Path, rows: list[dict[str, Any]], timings: dict[str, float]) -> Path:
+def _write_summary(run_dir: Path, rows: list[dict[str, Any]], timings: dict[str, float], notes: list[str]) -> Path:
     payload = {
         "results": rows,
         "seconds_per_stage": timings,
+        "notes": notes,
         "note": "final_epoch is the honest figure; best_epoch is the official 'best test metric over "
         "epochs' (no validation split).",
     }
@@ -157,6 +179,7 @@ def _write_summary(run_dir: Path, rows: list[dict[str, Any]], timings: dict[str,
     fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
     lines = ["| metric | final epoch | best epoch (official) |", "|---|---|---|"]
     lines += [f"| {r['metric']} | {fmt(r['final_epoch'])} | {fmt(r['best_epoch'])} |" for r in rows]
+    lines += ["", *(f"- {note}" for note in notes)]
     lines += ["", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     write_text_atomic(run_dir / "results.md", "\n".join(lines) + "\n")
     return run_dir

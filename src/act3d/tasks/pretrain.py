@@ -21,7 +21,7 @@ from act3d.engine.config import (
     TrainingRun,
 )
 from act3d.errors import CheckpointError, ConfigError
-from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.autoencoder import ACTAutoencoder, TargetCode
 from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel, take_tokens
 from act3d.models.point_transformer import PointEncoder
@@ -42,6 +42,9 @@ class PretrainConfig(TrainingRun):
 
     ``embed_visible_only``: the student's mini-PointNet embeds only the visible patches (a deviation
     for speed: its BatchNorm statistics then differ from the official model, which embeds all).
+    ``target``: which stage-I code makes the ACT target: ``sample`` (the paper: a hard Gumbel sample
+    at τ = 1), or, as ablations, ``argmax`` (the most likely code) or ``soft`` (the softmax-weighted
+    codebook vectors).
     """
 
     task: Literal["pretrain"] = "pretrain"
@@ -54,6 +57,7 @@ class PretrainConfig(TrainingRun):
     decoder_depth: int = Field(2, gt=0)
     decoder_heads: int = Field(6, gt=0)
     embed_visible_only: bool = False
+    target: TargetCode = "sample"
     svm_eval: bool = True
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=1e-3, weight_decay=0.05))
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(grad_clip=None))
@@ -134,17 +138,30 @@ class PretrainTask:
         return self.model.named_parameters()
 
     def losses(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
+        return self._step(model, points)[0]
+
+    def _step(self, model: nn.Module, points: torch.Tensor, floors: bool = False) -> tuple[torch.Tensor, ...]:
+        """The masked-modeling loss of a batch; with ``floors`` (ACT only) also the loss of predicting
+        the batch-mean target and the loss between two independent target draws for the same input."""
         patches, centers = self.model.encoder.grouper(points)
         mask = self.model.make_mask(centers)
         pred, _ = model(patches, centers, mask)
         masked = self.model.split(mask)[1]
         if self.teacher is None:
-            return masked_patch_loss(pred, take_tokens(patches, masked))
+            return (masked_patch_loss(pred, take_tokens(patches, masked)),)
         if self.teacher.codebook.device != points.device:  # the Trainer moves only task.model
             self.teacher.to(points.device)
-        with torch.no_grad():
-            _, target = self.teacher.encode(patches, centers, temperature=1.0, hard=True)
-        return masked_feature_loss(pred, take_tokens(target, masked), self.config.loss)
+        target = take_tokens(self.teacher.targets(patches, centers, self.config.target), masked)
+        loss = masked_feature_loss(pred, target, self.config.loss)
+        if not floors:
+            return (loss,)
+        redraw = take_tokens(self.teacher.targets(patches, centers, self.config.target), masked)
+        mean = target.float().mean(dim=(0, 1), keepdim=True).expand_as(target)
+        return (
+            loss,
+            masked_feature_loss(mean, target, self.config.loss),
+            masked_feature_loss(redraw, target, self.config.loss),
+        )
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
         return self.losses(model, batch["points"]), {}
@@ -159,13 +176,18 @@ class PretrainTask:
         return self._svm_train
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
+        """Test loss; for ACT also its two floors (``loss_batch_mean_target``: predicting every masked
+        token as the batch's mean target; ``loss_target_redraw``: a second target draw for the same
+        input), against which the loss is read; and the linear-SVM probe."""
         torch.manual_seed(self.config.train.seed)
-        total, count = 0.0, 0
+        names = ("loss",) if self.teacher is None else ("loss", "loss_batch_mean_target", "loss_target_redraw")
+        totals, count = dict.fromkeys(names, 0.0), 0
         for batch in eval_loader(self.test_set, self.config.data):
             points = batch["points"].to(device)
-            total += self.losses(model, points).item() * points.shape[0]
+            for name, value in zip(names, self._step(model, points, floors=True), strict=True):
+                totals[name] += value.item() * points.shape[0]
             count += points.shape[0]
-        metrics = {"loss": total / count}
+        metrics = {name: total / count for name, total in totals.items()}
         if self.config.svm_eval:
             encoder = self.model.encoder
             train = extract_features(encoder, self._svm_train_set(), device)

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from tqdm import tqdm
 
 from act3d.engine.config import (
     DataConfig,
@@ -21,6 +22,7 @@ from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
 from act3d.objectives import KLWeightSchedule, TemperatureSchedule, codebook_kl, patch_chamfer_l1
+from act3d.objectives.code_information import CodeInformation, verdict
 from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
 
@@ -37,13 +39,17 @@ class TeacherConfig(Strict):
 
 
 class AutoencoderConfig(Strict):
-    """Stage-I sizes (paper: 64×32 patches, PointNet 384 as the official ACT stage-I config, codebook 8192×384)."""
+    """Stage-I sizes (paper: 64×32 patches, PointNet 384 as the official ACT stage-I config, codebook 8192×384).
+
+    ``logit_scale`` multiplies the codebook logits (paper: 1; see ``ACTAutoencoder``).
+    """
 
     num_groups: int = Field(64, gt=0)
     group_size: int = Field(32, gt=0)
     encoder_dim: int = Field(384, gt=0)
     codebook_size: int = Field(8192, gt=0)
     token_dim: int = Field(384, gt=0)
+    logit_scale: float = Field(1.0, gt=0)
 
 
 class PretrainTeacherConfig(TrainingRun):
@@ -69,7 +75,8 @@ def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
 
 
 class PretrainTeacherTask:
-    """Reconstruction (CD-L1 coarse + fine) + KL; evaluates test CD-L1 with a hard τ=1 sample."""
+    """Reconstruction (CD-L1 coarse + fine) + KL; evaluates test CD-L1 with a hard τ=1 sample and the
+    code-information diagnostics."""
 
     primary_metric = "cd_l1"
     higher_is_better = False
@@ -102,20 +109,20 @@ class PretrainTeacherTask:
         }
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
+        """Test CD-L1 of hard τ = 1 samples, and whether the codes carry information about their patches
+        (``act3d.objectives.code_information``: entropies, P(sample = argmax), CD-L1 with the codes
+        shuffled across patches and with the argmax codes). The verdict goes to the run's notes."""
         torch.manual_seed(self.config.train.seed)
-        totals = {"cd_l1": 0.0, "cd_l1_coarse": 0.0, "codes_used": 0.0}
-        count = 0
+        stats = CodeInformation(self.config.model.codebook_size)
         for batch in eval_loader(self.test_set, self.config.data):
-            points = batch["points"].to(device)
-            out = model(points, temperature=1.0, hard=True)
-            n = points.shape[0]
-            totals["cd_l1"] += patch_chamfer_l1(out.fine, out.patches).item() * n
-            totals["cd_l1_coarse"] += patch_chamfer_l1(out.coarse, out.patches).item() * n
-            totals["codes_used"] += out.logits.argmax(-1).unique().numel() * n
-            count += n
+            patches, centers = self.model.grouper(batch["points"].to(device))
+            stats.update(self.model, patches, centers)
         if self.run_dir is not None and self.config.pictures:
             self._save_pictures(model, device)
-        return {k: v / count for k, v in totals.items()}
+        metrics = stats.summary()
+        self.info["codes"] = verdict(metrics)
+        tqdm.write(f"stage I, epoch {epoch + 1}: {self.info['codes']}")
+        return metrics
 
     def _save_pictures(self, model: nn.Module, device: torch.device) -> None:
         """Input vs reconstruction for test shapes spread over the split (so, over classes)."""
