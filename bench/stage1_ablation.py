@@ -1,34 +1,78 @@
-"""Stage-I ablation at equal steps: pretrained teacher vs random teacher vs no prompts.
+"""Stage-I arms at equal steps, read through the code diagnostics (docs/results.md).
 
-    python bench/stage1_ablation.py               # ModelNet10 from ../shared/data, CPU preset, 200 steps
-    python bench/stage1_ablation.py --steps 20    # quicker
+    python bench/stage1_ablation.py                      # the regime sweep on ModelNet10, 200 steps each
+    python bench/stage1_ablation.py --arms teachers      # pretrained vs random teacher vs no prompts
+    python bench/stage1_ablation.py --steps 20 --only 0  # quicker
 
-Prints test Chamfer-L1 (fine patches, hard τ=1 sample, ×1000) at the end of each run.
+Each arm is the CPU stage-I preset on the dev data (``../shared/data/modelnet10``) with its overrides;
+schedules (τ anneal, KL delay and ramp) are stretched over the run's steps. Prints one Markdown table:
+the information a code carries about its patch, P(sample = argmax), distinct codes, and the test fine
+CD-L1 (×1000) decoding the sampled codes, the same codes shuffled across patches, and the argmax codes.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import time
 from pathlib import Path
 
 from act3d.engine.config import load_config
+from act3d.objectives.code_information import informative
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
 from act3d.tasks.runner import train_task
 
 REPO = Path(__file__).resolve().parents[1]
 ARMS = {
-    "pretrained DINOv2 ViT-S/14, VPT-Deep": [],
-    "random-weight ViT-S (vit_small_patch16_224, --teacher random)": ["teacher.name=random:vit_small_patch16_224"],
-    "pretrained, no prompts": ["teacher.prompt_mode=none"],
+    "teachers": {
+        "pretrained DINOv2 ViT-S/14, VPT-Deep": [],
+        "random-weight ViT-S (vit_small_patch16_224)": ["teacher.name=random:vit_small_patch16_224"],
+        "pretrained, no prompts": ["teacher.prompt_mode=none"],
+    },
+    "regimes": {
+        "CPU preset (paper schedule shapes, logits ×1, KL → 0.1)": [],
+        "KL weight 0": ["kl_weight.target=0.0"],
+        "logits ×10": ["model.logit_scale=10.0"],
+        "logits ×10, KL weight 0": ["model.logit_scale=10.0", "kl_weight.target=0.0"],
+        "logits ×10, KL weight 0, 64 codes": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "model.codebook_size=64",
+        ],
+        "KL weight 0, straight-through": ["kl_weight.target=0.0", "straight_through=true"],
+        "logits ×10, KL weight 0, straight-through": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "straight_through=true",
+        ],
+        "logits ×10, KL weight 0, straight-through, 64 codes": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "straight_through=true",
+            "model.codebook_size=64",
+        ],
+    },
 }
+COLUMNS = (
+    ("nats / code", "code_information", 1, "{:.2f}"),
+    ("P(sample = argmax)", "code_sample_is_argmax", 1, "{:.2f}"),
+    ("codes sampled / argmax", None, 1, ""),
+    ("CD ×1000 sampled", "cd_l1", 1000, "{:.1f}"),
+    ("shuffled", "cd_l1_shuffled_codes", 1000, "{:.1f}"),
+    ("argmax", "cd_l1_argmax_codes", 1000, "{:.1f}"),
+    ("shuffle gap", "code_shuffle_gap", 100, "{:+.1f} %"),
+)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--arms", choices=sorted(ARMS), default="regimes")
+    parser.add_argument("--only", type=int, nargs="*", help="indices of the arms to run (default: all)")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "modelnet10"))
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="runs/stage1_ablation")
+    parser.add_argument("overrides", nargs="*", help="key=value overrides for every arm")
     args = parser.parse_args()
     common = [
         "data.name=npz",
@@ -42,18 +86,34 @@ def main() -> None:
         f"kl_weight.steps={args.steps}",
         f"train.seed={args.seed}",
         f"run.output_dir={args.out}",
+        *args.overrides,
     ]
-    rows = []
-    for i, (arm, overrides) in enumerate(ARMS.items()):
+    header = "| arm | " + " | ".join(c[0] for c in COLUMNS) + " | verdict | s |"
+    rows = [header, "|" + "---|" * (len(COLUMNS) + 3)]
+    for i, (arm, overrides) in enumerate(ARMS[args.arms].items()):
+        if args.only is not None and i not in args.only:
+            continue
+        name = f"{args.arms}{i}-seed{args.seed}"
         cfg = load_config(
-            PretrainTeacherConfig, REPO / "configs" / "act_stage1_cpu.yaml", [*common, *overrides, f"run.name=arm{i}"]
+            PretrainTeacherConfig, REPO / "configs" / "act_stage1_cpu.yaml", [*common, *overrides, f"run.name={name}"]
         )
+        tic = time.perf_counter()
         _, result = train_task(cfg, PretrainTeacherTask, show_progress=False)
-        m = result.final_metrics
-        rows.append(f"| {arm} | {1000 * m['cd_l1']:.2f} | {1000 * m['cd_l1_coarse']:.2f} | {m['codes_used']:.1f} |")
-    print(f"\n{args.steps} steps, batch 16, seed {args.seed}, data {args.data}\n")
-    print("| stage-I teacher | test CD-L1 ×1000 (fine) | coarse | codes used / batch |\n|---|---|---|---|")
+        rows.append(_row(arm, result.final_metrics, time.perf_counter() - tic))
+        print(rows[-1], flush=True)
+        (Path(args.out) / name / "arm.json").write_text(json.dumps({"arm": arm, "overrides": overrides}))
+    print(f"\n{args.steps} steps, batch {cfg.data.batch_size}, seed {args.seed}, data {args.data}\n")
     print("\n".join(rows))
+
+
+def _row(arm: str, m: dict[str, float], seconds: float) -> str:
+    cells = []
+    for _, key, scale, fmt in COLUMNS:
+        cells.append(
+            f"{m['codes_sampled']:.0f} / {m['codes_argmax']:.0f}" if key is None else fmt.format(scale * m[key])
+        )
+    verdict = "informative" if informative(m) else "no information"
+    return f"| {arm} | " + " | ".join(cells) + f" | {verdict} | {seconds:.0f} |"
 
 
 if __name__ == "__main__":

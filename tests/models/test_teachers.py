@@ -304,3 +304,23 @@ def test_random_and_bad_bert_teachers(minilm, tmp_path):
 def test_importing_act3d_does_not_import_transformers():
     code = "import sys, act3d, act3d.models; assert 'transformers' not in sys.modules, 'transformers imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_permuted_dinov2_keeps_each_tensors_values_but_not_their_places(dinov2):
+    original, cache = dinov2
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(teachers.CACHE_ENV, str(cache))
+        permuted = build_teacher("permuted:dinov2_vits14_imgfocus", num_blocks=4)
+        again = build_teacher("dinov2_vits14_imgfocus", num_blocks=4)
+    assert not permuted.pretrained and "PERMUTED" in permuted.source and len(permuted.blocks) == 4
+    pairs = list(zip(permuted.state_dict().items(), again.state_dict().items(), strict=True))
+    for (name, p), (_, o) in pairs:
+        assert p.shape == o.shape and torch.equal(p.flatten().sort().values, o.flatten().sort().values), name
+    moved = [name for (name, p), (_, o) in pairs if p.numel() > 1 and not torch.equal(p, o)]
+    assert len(moved) == sum(p.numel() > 1 for _, p in permuted.state_dict().items())
+    fresh = again.blocks.state_dict()
+    for key, value in original.blocks[:4].state_dict().items():
+        assert torch.equal(value, fresh[key]), "permuting must not write into the cached or original weights"
+    x = _tokens(384)
+    assert (permuted(x) - again(x)).abs().mean() > 0.1
+    assert torch.equal(build_teacher("permuted:dinov2_vits14_imgfocus", num_blocks=4)(x), permuted(x))

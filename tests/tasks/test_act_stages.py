@@ -37,6 +37,7 @@ STAGE1 = [
     "scheduler.warmup_epochs=0",
     "train.epochs=2",
     "train.max_steps_per_epoch=40",
+    "train.eval_every=2",  # one evaluation (the code diagnostics decode the test split three times)
 ]
 
 

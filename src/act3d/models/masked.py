@@ -20,20 +20,26 @@ from act3d.models.transformer import TransformerStack
 MaskType = Literal["random", "block"]
 
 
-def random_mask(batch: int, groups: int, ratio: float, device: torch.device) -> torch.Tensor:
-    """(B, G) bool, True = masked: exactly ``int(ratio·G)`` patches per cloud, uniformly at random."""
+def random_mask(
+    batch: int, groups: int, ratio: float, device: torch.device, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """(B, G) bool, True = masked: exactly ``int(ratio·G)`` patches per cloud, uniformly at random
+    (drawn from ``generator`` on its device when given, else from the global generator on ``device``)."""
     num_mask = int(ratio * groups)
-    order = torch.rand(batch, groups, device=device).argsort(dim=1)
+    where = device if generator is None else generator.device
+    order = torch.rand(batch, groups, device=where, generator=generator).to(device).argsort(dim=1)
     mask = torch.zeros(batch, groups, dtype=torch.bool, device=device)
     mask.scatter_(1, order[:, :num_mask], True)
     return mask
 
 
-def block_mask(centers: torch.Tensor, ratio: float) -> torch.Tensor:
+def block_mask(centers: torch.Tensor, ratio: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """(B, G) bool: the ``int(ratio·G)`` centres nearest a random centre of each cloud (Point-MAE 'block')."""
     b, g, _ = centers.shape
     num_mask = int(ratio * g)
-    seed = centers[torch.arange(b, device=centers.device), torch.randint(g, (b,), device=centers.device)]
+    where = centers.device if generator is None else generator.device
+    pick = torch.randint(g, (b,), device=where, generator=generator).to(centers.device)
+    seed = centers[torch.arange(b, device=centers.device), pick]
     order = (centers - seed[:, None]).square().sum(-1).argsort(dim=1)
     mask = torch.zeros(b, g, dtype=torch.bool, device=centers.device)
     mask.scatter_(1, order[:, :num_mask], True)
@@ -104,12 +110,12 @@ class MaskedPointModel(nn.Module):
         """Tokens hidden out of ``num_tokens``: ``int(mask_ratio · G)``, as both masks hide."""
         return int(self.mask_ratio * num_tokens)
 
-    def make_mask(self, centers: torch.Tensor) -> torch.Tensor:
-        """(B, G) bool, True = masked, ``num_masked(G)`` per row."""
+    def make_mask(self, centers: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(B, G) bool, True = masked, ``num_masked(G)`` per row, drawn from ``generator`` if given."""
         b, g, _ = centers.shape
         if self.mask_type == "block":
-            return block_mask(centers, self.mask_ratio)
-        return random_mask(b, g, self.mask_ratio, centers.device)
+            return block_mask(centers, self.mask_ratio, generator)
+        return random_mask(b, g, self.mask_ratio, centers.device, generator)
 
     def split(self, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(visible (B, G - M), masked (B, M)) token indices of a :meth:`make_mask` mask."""

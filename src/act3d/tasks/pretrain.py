@@ -122,8 +122,14 @@ class PretrainTask:
             out_dim = self.teacher.codebook.shape[1]
         else:
             out_dim = 3 * m.group_size
+        with torch.random.fork_rng():  # the same student for every objective and teacher at a seed
+            torch.manual_seed(config.train.seed)
+            self.model = self._student(out_dim)
+
+    def _student(self, out_dim: int) -> MaskedPointModel:
+        config, m = self.config, self.config.model
         encoder = PointEncoder(**m.model_dump())
-        self.model = MaskedPointModel(
+        return MaskedPointModel(
             encoder,
             out_dim,
             config.masking.ratio,
@@ -137,14 +143,23 @@ class PretrainTask:
     def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
         return self.model.named_parameters()
 
-    def losses(self, model: nn.Module, points: torch.Tensor) -> torch.Tensor:
-        return self._step(model, points)[0]
+    def losses(self, model: nn.Module, points: torch.Tensor, mask_key: int = 0) -> torch.Tensor:
+        return self._step(model, points, mask_key)[0]
 
-    def _step(self, model: nn.Module, points: torch.Tensor, floors: bool = False) -> tuple[torch.Tensor, ...]:
+    def mask_generator(self, key: int) -> torch.Generator:
+        """The masks of training step ``key`` (evaluation batch ``-1 - key``): a function of the seed, the
+        step and the rank only, so that every arm of a comparison hides the same patches at the same step,
+        whatever else consumes random numbers, and a resumed run draws the same masks."""
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        return torch.Generator().manual_seed(hash((self.config.train.seed, key, rank)) % 2**63)
+
+    def _step(
+        self, model: nn.Module, points: torch.Tensor, mask_key: int, floors: bool = False
+    ) -> tuple[torch.Tensor, ...]:
         """The masked-modeling loss of a batch; with ``floors`` (ACT only) also the loss of predicting
         the batch-mean target and the loss between two independent target draws for the same input."""
         patches, centers = self.model.encoder.grouper(points)
-        mask = self.model.make_mask(centers)
+        mask = self.model.make_mask(centers, self.mask_generator(mask_key))
         pred, _ = model(patches, centers, mask)
         masked = self.model.split(mask)[1]
         if self.teacher is None:
@@ -164,7 +179,7 @@ class PretrainTask:
         )
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
-        return self.losses(model, batch["points"]), {}
+        return self.losses(model, batch["points"], global_step), {}
 
     def _svm_train_set(self) -> Dataset:
         """The SVM probe's training clouds: un-augmented, ``npoints`` each like the test clouds."""
@@ -182,9 +197,9 @@ class PretrainTask:
         torch.manual_seed(self.config.train.seed)
         names = ("loss",) if self.teacher is None else ("loss", "loss_batch_mean_target", "loss_target_redraw")
         totals, count = dict.fromkeys(names, 0.0), 0
-        for batch in eval_loader(self.test_set, self.config.data):
+        for i, batch in enumerate(eval_loader(self.test_set, self.config.data)):
             points = batch["points"].to(device)
-            for name, value in zip(names, self._step(model, points, floors=True), strict=True):
+            for name, value in zip(names, self._step(model, points, -1 - i, floors=True), strict=True):
                 totals[name] += value.item() * points.shape[0]
             count += points.shape[0]
         metrics = {name: total / count for name, total in totals.items()}

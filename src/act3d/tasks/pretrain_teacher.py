@@ -53,7 +53,11 @@ class AutoencoderConfig(Strict):
 
 
 class PretrainTeacherConfig(TrainingRun):
-    """``act3d pretrain-teacher`` configuration."""
+    """``act3d pretrain-teacher`` configuration.
+
+    ``straight_through``: train with hard one-hot Gumbel samples (straight-through gradients) instead
+    of the paper's soft Gumbel-softmax (an option for short runs; see docs/method.md).
+    """
 
     task: Literal["pretrain-teacher"] = "pretrain-teacher"
     data: DataConfig = Field(default_factory=lambda: DataConfig(batch_size=64))
@@ -64,6 +68,7 @@ class PretrainTeacherConfig(TrainingRun):
     optimizer: OptimizerConfig = Field(default_factory=lambda: OptimizerConfig(lr=5e-4, weight_decay=5e-4))
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
     pictures: int = Field(4, ge=0)
+    straight_through: bool = False
 
 
 def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
@@ -95,7 +100,7 @@ class PretrainTeacherTask:
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
         tau = self.config.temperature(global_step)
         weight = self.config.kl_weight(global_step)
-        out = model(batch["points"], temperature=tau)
+        out = model(batch["points"], temperature=tau, hard=self.config.straight_through)
         coarse = patch_chamfer_l1(out.coarse, out.patches)
         fine = patch_chamfer_l1(out.fine, out.patches)
         kl = codebook_kl(out.logits)
