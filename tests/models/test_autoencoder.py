@@ -1,5 +1,7 @@
 """Stage I model: prompts, the frozen teacher and the autoencoder's plumbing."""
 
+import math
+
 import pytest
 import torch
 from timm.models.vision_transformer import Block
@@ -133,3 +135,13 @@ def test_a_diverged_prediction_gives_a_non_finite_loss_for_the_trainer_to_report
     pred[1, 2, 5, 0] = float("nan")
     assert not torch.isfinite(patch_chamfer_l1(pred, target))
     assert not torch.isfinite(masked_patch_loss(pred.reshape(2, 4, 24), target))
+
+
+def test_codebook_kl_stays_finite_for_peaked_logits():
+    # softmax(...).mean().log() underflows to -inf here; 0 * inf would make the stage-I loss NaN
+    logits = torch.zeros(2, 4, 16)
+    logits[:, :, 0] = 5000.0
+    # every patch picks code 0: log q̄ = 0 for it and -5000 for the 15 others;
+    # KL(uniform ‖ q̄) = Σ_j (1/16)(log 1/16 − log q̄_j) = 15 · 5000 / 16 − log 16
+    assert codebook_kl(logits).item() == pytest.approx(15 * 5000 / 16 - math.log(16), rel=1e-5)
+    assert torch.isfinite(0.0 * codebook_kl(logits))

@@ -27,6 +27,8 @@ def codebook_kl(logits: torch.Tensor) -> torch.Tensor:
     log_target=True)`` with q̄ the softmax averaged over the G patches of a cloud; it is minimal (0)
     when every code is used equally, which fights codebook collapse.
     """
-    mean_q = F.softmax(logits.float(), dim=-1).mean(dim=1)
-    log_uniform = torch.full_like(mean_q, -math.log(logits.shape[-1]))
-    return F.kl_div(torch.log(mean_q), log_uniform, reduction="batchmean", log_target=True)
+    # log q̄ as a log-sum-exp of log-softmaxes: finite however peaked the logits (log of a mean of
+    # softmaxes underflows to -inf, and 0 · inf is NaN even at KL weight 0)
+    log_mean_q = torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=1) - math.log(logits.shape[1])
+    log_uniform = torch.full_like(log_mean_q, -math.log(logits.shape[-1]))
+    return F.kl_div(log_mean_q, log_uniform, reduction="batchmean", log_target=True)
