@@ -21,6 +21,17 @@ from act3d.models.tokenizer import MiniPointNet, PatchGrouper
 TargetCode = Literal["sample", "argmax", "soft"]
 
 
+def select_codes(logits: torch.Tensor, code: TargetCode = "sample") -> torch.Tensor:
+    """Code weights (B, G, V) float32 from logits (B, G, V): a hard Gumbel sample at τ = 1 (``sample``),
+    the one-hot argmax (``argmax``) or the softmax (``soft``)."""
+    logits = logits.float()
+    if code == "sample":
+        return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
+    if code == "argmax":
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
+    return logits.softmax(-1)
+
+
 @dataclass
 class AutoencoderOutput:
     """Everything the stage-I loss and the stage-II target need (shapes for B clouds, G patches)."""
@@ -111,14 +122,7 @@ class ACTAutoencoder(nn.Module):
         the most likely code; ``"soft"``: the softmax-weighted mix of codebook vectors.
         """
         logits, idx = self.code_logits(patches, centers)
-        logits = logits.float()
-        if code == "sample":
-            codes = F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
-        elif code == "argmax":
-            codes = F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-        else:
-            codes = logits.softmax(-1)
-        return self.decode_codes(codes, centers, idx)
+        return self.decode_codes(select_codes(logits, code), centers, idx)
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the frozen teacher's weights."""

@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
-from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.autoencoder import ACTAutoencoder, select_codes
 from act3d.objectives.reconstruction import patch_chamfer_l1
 
 INFORMATIVE_GAP = 0.05
@@ -53,11 +52,10 @@ class CodeInformation:
         logits, idx = model.code_logits(patches, centers)
         logits = logits.float()
         self.add_logits(logits)
-        sampled = F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
-        self.add_codes(sampled.argmax(-1), logits.argmax(-1))
+        sampled, argmax = select_codes(logits, "sample"), select_codes(logits, "argmax")
+        self.add_codes(sampled.argmax(-1), argmax.argmax(-1))
         b, g, v = logits.shape
         shuffled = sampled.reshape(b * g, v)[torch.randperm(b * g, device=logits.device)].view(b, g, v)
-        argmax = F.one_hot(logits.argmax(-1), v).to(logits.dtype)
         for name, codes in (("sampled", sampled), ("shuffled", shuffled), ("argmax", argmax)):
             coarse, fine = model.decoder(model.decode_codes(codes, centers, idx))
             self.cd[name] += patch_chamfer_l1(fine, patches).item() * b
