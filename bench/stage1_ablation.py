@@ -51,6 +51,25 @@ ARMS = {
             "straight_through=true",
             "model.codebook_size=64",
         ],
+        "logits ×10, KL weight 0, batch diversity 0.05": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.05",
+            "diversity_weight.target=0.05",
+        ],
+        "logits ×10, KL weight 0, batch diversity 0.5": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.5",
+            "diversity_weight.target=0.5",
+        ],
+        "logits ×10, KL weight 0, batch diversity 0.05, straight-through": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.05",
+            "diversity_weight.target=0.05",
+            "straight_through=true",
+        ],
     },
 }
 COLUMNS = (

@@ -145,3 +145,22 @@ def test_codebook_kl_stays_finite_for_peaked_logits():
     # KL(uniform ‖ q̄) = Σ_j (1/16)(log 1/16 − log q̄_j) = 15 · 5000 / 16 − log 16
     assert codebook_kl(logits).item() == pytest.approx(15 * 5000 / 16 - math.log(16), rel=1e-5)
     assert torch.isfinite(0.0 * codebook_kl(logits))
+
+
+def test_codebook_diversity_spares_peaked_tokens_and_fires_when_the_batch_shares_codes():
+    from act3d.objectives import codebook_diversity
+
+    v = 8
+    spread = torch.zeros(2, 4, v)  # 8 tokens, each sharply on its own code: the batch uses all codes
+    spread.view(8, v)[torch.arange(8), torch.arange(8)] = 50.0
+    assert codebook_diversity(spread).item() == pytest.approx(0.0, abs=1e-5)
+    # per cloud only 4 of 8 codes are used, so the paper's per-cloud KL fires on the same logits
+    assert codebook_kl(spread).item() > 1.0
+    shared = torch.zeros(2, 4, v)
+    shared[..., 0] = 50.0
+    assert codebook_diversity(shared).item() == pytest.approx(math.log(v), rel=1e-4)
+    torch.manual_seed(0)
+    logits = torch.randn(3, 5, v) * 3
+    q = torch.softmax(logits.double().reshape(15, v), dim=-1).mean(0)
+    expected = sum(float(q[j] * torch.log(q[j] * v)) for j in range(v))
+    assert codebook_diversity(logits).item() == pytest.approx(expected, rel=1e-4)

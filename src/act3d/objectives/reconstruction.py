@@ -1,4 +1,5 @@
-"""Stage-I objective: Chamfer-L1 of coarse and fine patch reconstructions plus the codebook KL term."""
+"""Stage-I objective: Chamfer-L1 of coarse and fine patch reconstructions plus the codebook KL term
+(and, as an ablation, a batch-level code-diversity term)."""
 
 from __future__ import annotations
 
@@ -32,3 +33,16 @@ def codebook_kl(logits: torch.Tensor) -> torch.Tensor:
     log_mean_q = torch.logsumexp(F.log_softmax(logits.float(), dim=-1), dim=1) - math.log(logits.shape[1])
     log_uniform = torch.full_like(log_mean_q, -math.log(logits.shape[-1]))
     return F.kl_div(log_mean_q, log_uniform, reduction="batchmean", log_target=True)
+
+
+def codebook_diversity(logits: torch.Tensor) -> torch.Tensor:
+    """KL(q̄ ‖ uniform) = log V − H(q̄), with q̄ the softmax averaged over all B·G tokens of the batch.
+
+    logits (B, G, V) → scalar in [0, log V]. Zero when the batch as a whole uses every code equally;
+    unlike :func:`codebook_kl` it does not penalise a peaked token, only a batch whose tokens all peak
+    on the same few codes (wav2vec 2.0's diversity loss). Not in the paper: an ablation for short runs
+    (docs/method.md, stage I).
+    """
+    log_q = F.log_softmax(logits.float().flatten(0, -2), dim=-1)  # (B·G, V)
+    log_mean_q = torch.logsumexp(log_q, dim=0) - math.log(log_q.shape[0])
+    return math.log(logits.shape[-1]) + (log_mean_q.exp() * log_mean_q).sum()

@@ -21,7 +21,14 @@ from act3d.engine.config import (
 from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
-from act3d.objectives import KLWeightSchedule, TemperatureSchedule, codebook_kl, patch_chamfer_l1
+from act3d.objectives import (
+    CosineRamp,
+    KLWeightSchedule,
+    TemperatureSchedule,
+    codebook_diversity,
+    codebook_kl,
+    patch_chamfer_l1,
+)
 from act3d.objectives.code_information import CodeInformation, verdict
 from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
@@ -57,6 +64,8 @@ class PretrainTeacherConfig(TrainingRun):
 
     ``straight_through``: train with hard one-hot Gumbel samples (straight-through gradients) instead
     of the paper's soft Gumbel-softmax (an option for short runs; see docs/method.md).
+    ``diversity_weight``: weight schedule of the batch-level code-diversity term
+    (:func:`act3d.objectives.codebook_diversity`; not in the paper, off by default).
     """
 
     task: Literal["pretrain-teacher"] = "pretrain-teacher"
@@ -69,6 +78,7 @@ class PretrainTeacherConfig(TrainingRun):
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
     pictures: int = Field(4, ge=0)
     straight_through: bool = False
+    diversity_weight: CosineRamp = Field(default_factory=lambda: CosineRamp(start=0.0, target=0.0, steps=1))
 
 
 def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
@@ -105,12 +115,20 @@ class PretrainTeacherTask:
         fine = patch_chamfer_l1(out.fine, out.patches)
         kl = codebook_kl(out.logits)
         loss = coarse + fine + weight * kl
+        extra = {}
+        schedule = self.config.diversity_weight
+        if max(schedule.start, schedule.target) > 0:
+            diversity_weight = schedule(global_step)
+            diversity = codebook_diversity(out.logits)
+            loss = loss + diversity_weight * diversity
+            extra = {"diversity": diversity.detach(), "diversity_weight": diversity_weight}
         return loss, {
             "cd_l1_coarse": coarse.detach(),
             "cd_l1_fine": fine.detach(),
             "kl": kl.detach(),
             "temperature": tau,
             "kl_weight": weight,
+            **extra,
         }
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
