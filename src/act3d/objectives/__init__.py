@@ -2,10 +2,16 @@
 
 from act3d.objectives.distillation import masked_feature_loss, masked_patch_loss
 from act3d.objectives.reconstruction import codebook_diversity, codebook_kl, patch_chamfer_l1
-from act3d.objectives.schedules import CosineRamp, KLWeightSchedule, TemperatureSchedule
+from act3d.objectives.schedules import (
+    CosineRamp,
+    DiversityWeightSchedule,
+    KLWeightSchedule,
+    TemperatureSchedule,
+)
 
 __all__ = [
     "CosineRamp",
+    "DiversityWeightSchedule",
     "KLWeightSchedule",
     "TemperatureSchedule",
     "codebook_diversity",

@@ -42,3 +42,11 @@ class KLWeightSchedule(CosineRamp):
     target: float = 0.1
     steps: int = 100_000
     delay: int = 10_000
+
+
+class DiversityWeightSchedule(CosineRamp):
+    """Weight of the batch code-diversity term (not in the paper: 0, off; docs/method.md, stage I)."""
+
+    start: float = 0.0
+    target: float = 0.0
+    steps: int = 1

@@ -22,7 +22,7 @@ from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import build_teacher
 from act3d.objectives import (
-    CosineRamp,
+    DiversityWeightSchedule,
     KLWeightSchedule,
     TemperatureSchedule,
     codebook_diversity,
@@ -78,7 +78,7 @@ class PretrainTeacherConfig(TrainingRun):
     scheduler: SchedulerConfig = Field(default_factory=lambda: SchedulerConfig(min_lr=1e-7))
     pictures: int = Field(4, ge=0)
     straight_through: bool = False
-    diversity_weight: CosineRamp = Field(default_factory=lambda: CosineRamp(start=0.0, target=0.0, steps=1))
+    diversity_weight: DiversityWeightSchedule = Field(default_factory=DiversityWeightSchedule)
 
 
 def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
