@@ -57,17 +57,19 @@ ARMS = {
             "diversity_weight.start=0.05",
             "diversity_weight.target=0.05",
         ],
-        "logits ×10, KL weight 0, batch diversity 0.5": [
-            "model.logit_scale=10.0",
-            "kl_weight.target=0.0",
-            "diversity_weight.start=0.5",
-            "diversity_weight.target=0.5",
-        ],
-        "logits ×10, KL weight 0, batch diversity 0.05, straight-through": [
+        "logits ×10, KL weight 0, infomax 0.05": [
             "model.logit_scale=10.0",
             "kl_weight.target=0.0",
             "diversity_weight.start=0.05",
             "diversity_weight.target=0.05",
+            "diversity_sharpness=1.0",
+        ],
+        "logits ×10, KL weight 0, infomax 0.05, straight-through": [
+            "model.logit_scale=10.0",
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.05",
+            "diversity_weight.target=0.05",
+            "diversity_sharpness=1.0",
             "straight_through=true",
         ],
     },

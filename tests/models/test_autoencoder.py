@@ -164,3 +164,10 @@ def test_codebook_diversity_spares_peaked_tokens_and_fires_when_the_batch_shares
     q = torch.softmax(logits.double().reshape(15, v), dim=-1).mean(0)
     expected = sum(float(q[j] * torch.log(q[j] * v)) for j in range(v))
     assert codebook_diversity(logits).item() == pytest.approx(expected, rel=1e-4)
+    # with sharpness 1 the term is log V − I(code; patch): flat tokens no longer satisfy it
+    flat = torch.zeros(2, 4, v)
+    assert codebook_diversity(flat).item() == pytest.approx(0.0, abs=1e-5)
+    assert codebook_diversity(flat, sharpness=1.0).item() == pytest.approx(math.log(v), rel=1e-4)
+    assert codebook_diversity(spread, sharpness=1.0).item() == pytest.approx(0.0, abs=1e-5)
+    h = -(torch.softmax(logits.double(), -1) * torch.log_softmax(logits.double(), -1)).sum(-1).mean()
+    assert codebook_diversity(logits, sharpness=0.5).item() == pytest.approx(expected + 0.5 * float(h), rel=1e-4)

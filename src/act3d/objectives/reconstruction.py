@@ -35,14 +35,21 @@ def codebook_kl(logits: torch.Tensor) -> torch.Tensor:
     return F.kl_div(log_mean_q, log_uniform, reduction="batchmean", log_target=True)
 
 
-def codebook_diversity(logits: torch.Tensor) -> torch.Tensor:
-    """KL(q̄ ‖ uniform) = log V − H(q̄), with q̄ the softmax averaged over all B·G tokens of the batch.
+def codebook_diversity(logits: torch.Tensor, sharpness: float = 0.0) -> torch.Tensor:
+    """KL(q̄ ‖ uniform) + sharpness · mean H(q), with q each token's softmax and q̄ their mean over all
+    B·G tokens of the batch.
 
-    logits (B, G, V) → scalar in [0, log V]. Zero when the batch as a whole uses every code equally;
-    unlike :func:`codebook_kl` it does not penalise a peaked token, only a batch whose tokens all peak
-    on the same few codes (wav2vec 2.0's diversity loss). Not in the paper: an ablation for short runs
-    (docs/method.md, stage I).
+    logits (B, G, V) → scalar ≥ 0. The first part (wav2vec 2.0's diversity loss, log V − H(q̄)) is zero
+    when the batch as a whole uses every code equally; unlike :func:`codebook_kl` it does not penalise
+    a peaked token, but flat tokens also satisfy it. ``sharpness = 1`` adds the tokens' entropy, and
+    the term becomes log V − I(code; patch) as the code diagnostics estimate it: zero only for one-hot
+    tokens spread evenly over the codebook (information maximisation, Krause et al. 2010). Not in the
+    paper: an ablation for short runs (docs/method.md, stage I).
     """
     log_q = F.log_softmax(logits.float().flatten(0, -2), dim=-1)  # (B·G, V)
     log_mean_q = torch.logsumexp(log_q, dim=0) - math.log(log_q.shape[0])
-    return math.log(logits.shape[-1]) + (log_mean_q.exp() * log_mean_q).sum()
+    diversity = math.log(logits.shape[-1]) + (log_mean_q.exp() * log_mean_q).sum()
+    if sharpness == 0:
+        return diversity
+    token_entropy = -(log_q.exp() * log_q).sum(-1).mean()
+    return diversity + sharpness * token_entropy

@@ -64,8 +64,9 @@ class PretrainTeacherConfig(TrainingRun):
 
     ``straight_through``: train with hard one-hot Gumbel samples (straight-through gradients) instead
     of the paper's soft Gumbel-softmax (an option for short runs; see docs/method.md).
-    ``diversity_weight``: weight schedule of the batch-level code-diversity term
-    (:func:`act3d.objectives.codebook_diversity`; not in the paper, off by default).
+    ``diversity_weight``, ``diversity_sharpness``: weight schedule and token-entropy factor of the
+    batch-level code-diversity term (:func:`act3d.objectives.codebook_diversity`; not in the paper,
+    off by default).
     """
 
     task: Literal["pretrain-teacher"] = "pretrain-teacher"
@@ -79,6 +80,7 @@ class PretrainTeacherConfig(TrainingRun):
     pictures: int = Field(4, ge=0)
     straight_through: bool = False
     diversity_weight: DiversityWeightSchedule = Field(default_factory=DiversityWeightSchedule)
+    diversity_sharpness: float = Field(0.0, ge=0)
 
 
 def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
@@ -119,7 +121,7 @@ class PretrainTeacherTask:
         schedule = self.config.diversity_weight
         if max(schedule.start, schedule.target) > 0:
             diversity_weight = schedule(global_step)
-            diversity = codebook_diversity(out.logits)
+            diversity = codebook_diversity(out.logits, self.config.diversity_sharpness)
             loss = loss + diversity_weight * diversity
             extra = {"diversity": diversity.detach(), "diversity_weight": diversity_weight}
         return loss, {
