@@ -64,13 +64,18 @@ ARMS = {
             "diversity_weight.target=0.05",
             "diversity_sharpness=1.0",
         ],
-        "logits ×10, KL weight 0, infomax 0.05, straight-through": [
-            "model.logit_scale=10.0",
+        "KL weight 0, infomax 0.1": [
             "kl_weight.target=0.0",
-            "diversity_weight.start=0.05",
-            "diversity_weight.target=0.05",
+            "diversity_weight.start=0.1",
+            "diversity_weight.target=0.1",
             "diversity_sharpness=1.0",
-            "straight_through=true",
+        ],
+        "logits ×3, KL weight 0, infomax 0.1": [
+            "model.logit_scale=3.0",
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.1",
+            "diversity_weight.target=0.1",
+            "diversity_sharpness=1.0",
         ],
     },
 }
