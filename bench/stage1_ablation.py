@@ -77,6 +77,14 @@ ARMS = {
             "diversity_weight.target=0.1",
             "diversity_sharpness=1.0",
         ],
+        "KL weight 0, infomax 0.1, 16 patches of 64 points": [
+            "kl_weight.target=0.0",
+            "diversity_weight.start=0.1",
+            "diversity_weight.target=0.1",
+            "diversity_sharpness=1.0",
+            "model.num_groups=16",
+            "model.group_size=64",
+        ],
     },
 }
 COLUMNS = (
