@@ -167,3 +167,11 @@ def test_groups_of_our_checkpoints_come_from_the_file(tmp_path):
         loaded = act3d.load_encoder(path)
     assert loaded.grouper.num_groups == 12 and loaded.grouper.skip_near_origin
     assert act3d.load_encoder(path, preset="scan").grouper.num_groups == 128
+
+
+def test_parameter_count_without_allocating_matches_a_built_encoder():
+    from act3d.models.encoder_io import encoder_parameter_count
+
+    for config in (SMALL, EncoderConfig(dim=48, depth=3, num_heads=4, mlp_ratio=2.0)):
+        built = sum(p.numel() for p in PointEncoder(**config.model_dump()).parameters())
+        assert encoder_parameter_count(config) == built

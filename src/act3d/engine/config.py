@@ -25,7 +25,7 @@ class Strict(BaseModel):
 
 
 class AugmentConfig(Strict):
-    """Training-time augmentations (ACT_SPEC §1-2); applied per sample, seeded per (seed, epoch, index).
+    """Training-time augmentations (docs/method.md); applied per sample, seeded per (seed, epoch, index).
 
     ``scale_translate``: ``points * s + t``, ``s ~ U[scale]`` per axis (one draw for all axes with
     ``isotropic_scale``, ShapeNetPart), ``t ~ U[-shift, shift]`` per axis.

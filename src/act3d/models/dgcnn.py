@@ -16,7 +16,7 @@ class CenterDGCNN(nn.Module):
     """Four edge convolutions over the kNN graph of centres, concatenated (2304) → ``out_dim``.
 
     Edge features are ``[f_j − f_i, f_i]`` over the ``k`` nearest centres (k=4); widths 256/512/512/1024
-    with GroupNorm(4) and LeakyReLU(0.2), as in ACT_SPEC §1.
+    with GroupNorm(4) and LeakyReLU(0.2), as in docs/method.md.
 
     Args:
         in_dim: token width entering (256 after the mini-PointNet, 384 for the decoder side).

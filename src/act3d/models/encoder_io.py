@@ -173,12 +173,10 @@ def _encoder_parts(
 
 
 def encoder_parameter_count(config: EncoderConfig) -> int:
-    """Parameters of ``PointEncoder(**config)``, computed without building it."""
-    dim, hidden = config.dim, int(config.dim * config.mlp_ratio)
-    tokenizer = 3 * 128 + 128 + 2 * 128 + 128 * 256 + 256 + 512 * 512 + 512 + 2 * 512 + 512 * dim + dim
-    position = 3 * 128 + 128 + 128 * dim + dim
-    block = 4 * dim * dim + 2 * dim * hidden + 6 * dim + hidden
-    return tokenizer + position + 2 * dim + config.depth * block + 2 * dim
+    """Parameters of ``PointEncoder(**config)``, counted on the meta device (nothing allocated)."""
+    with torch.device("meta"):
+        encoder = PointEncoder(**config.model_dump())
+    return sum(p.numel() for p in encoder.parameters())
 
 
 def _check_buildable(config: EncoderConfig, weights: dict[str, torch.Tensor], path: str | Path, strict: bool) -> None:

@@ -1,4 +1,4 @@
-"""Part segmentation on top of the point transformer (ACT / Point-MAE ShapeNetPart head, ACT_SPEC §2).
+"""Part segmentation on top of the point transformer (ACT / Point-MAE ShapeNetPart head, docs/method.md).
 
 Token features of blocks 4, 8 and 12 (each through the encoder's shared final LayerNorm) are
 concatenated (3 × 384 = 1152 per token). The global feature is their max and mean over tokens

@@ -1,4 +1,4 @@
-"""A frozen pretrained transformer applied to 3D tokens with VPT prompt tuning (ACT_SPEC §1, stage I).
+"""A frozen pretrained transformer applied to 3D tokens with VPT prompt tuning (docs/method.md, stage I).
 
 The position embedding (an MLP of the patch centres) is re-added before every block. ``deep`` prompts
 replace the prompt slots (tokens and positions) before blocks 2..L with per-layer learned prompts

@@ -1,6 +1,6 @@
 """Point tokenizer: FPS centres, kNN patches and the mini-PointNet that turns each patch into a token.
 
-Shared by the stage-I autoencoder, the stage-II student and every downstream model (ACT_SPEC §1).
+Shared by the stage-I autoencoder, the stage-II student and every downstream model (docs/method.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-iteration schedules of stage I: Gumbel temperature and KL weight (ACT_SPEC §1)."""
+"""Per-iteration schedules of stage I: Gumbel temperature and KL weight (docs/method.md)."""
 
 from __future__ import annotations
 

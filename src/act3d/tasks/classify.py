@@ -1,4 +1,4 @@
-"""Classification: supervised from scratch, fine-tuning a pretrained encoder, or the MLP probes (ACT_SPEC §2).
+"""Classification: supervised from scratch, fine-tuning a pretrained encoder, or the MLP probes (docs/method.md).
 
 Test-time voting (``vote.enabled``) runs after training, on the final weights and on the best-epoch
 checkpoint; it is reported as ``acc_vote`` beside the single-pass ``acc``.
@@ -42,7 +42,7 @@ Mode = Literal["full", "mlp-linear", "mlp-3"]
 
 
 class VoteConfig(Strict):
-    """Test-time voting: ``passes`` augmented passes per test cloud, logits averaged (ACT_SPEC §2).
+    """Test-time voting: ``passes`` augmented passes per test cloud, logits averaged (docs/method.md).
 
     Each pass takes a random ``data.npoints`` of the ``data.train_npoints`` FPS points when that is
     set (ModelNet40: FPS 1200 → random 1024), then scale & translate (``data.augment.scale`` /

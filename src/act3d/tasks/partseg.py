@@ -1,4 +1,4 @@
-"""``act3d partseg``: part segmentation (ShapeNetPart protocol, ACT_SPEC §2) and its metrics.
+"""``act3d partseg``: part segmentation (ShapeNetPart protocol, docs/method.md) and its metrics.
 
 Metrics, as the official evaluation: the prediction of a point is the argmax of its logits
 *restricted to the parts of the shape's category*; a shape's mIoU is the mean over its category's
