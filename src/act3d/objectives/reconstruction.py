@@ -37,7 +37,7 @@ def codebook_kl(logits: torch.Tensor) -> torch.Tensor:
 
 def codebook_diversity(logits: torch.Tensor, sharpness: float = 0.0) -> torch.Tensor:
     """KL(q̄ ‖ uniform) + sharpness · mean H(q), with q each token's softmax and q̄ their mean over all
-    B·G tokens of the batch.
+    B·G tokens of the batch (of this process, under DDP).
 
     logits (B, G, V) → scalar ≥ 0. The first part (wav2vec 2.0's diversity loss, log V − H(q̄)) is zero
     when the batch as a whole uses every code equally; unlike :func:`codebook_kl` it does not penalise
