@@ -133,9 +133,11 @@ def load_encoder(
     bad = [repr(k) for k, v in weights.items() if not (isinstance(k, str) and isinstance(v, torch.Tensor))]
     if bad:
         raise CheckpointError(f"{path}: encoder weights hold entries that are not named tensors: {', '.join(bad[:8])}")
-    _check_buildable(config, weights, path, strict)
     try:
+        _check_buildable(config, weights, path, strict)
         encoder = PointEncoder(**config.model_dump())
+    except CheckpointError:
+        raise
     except (AssertionError, ValueError, RuntimeError, OverflowError, MemoryError) as err:
         raise CheckpointError(f"{path}: cannot build an encoder with {config.model_dump()}: {err}") from None
     _load_reporting(encoder, weights, path, strict)
@@ -173,17 +175,32 @@ def _encoder_parts(
 
 
 def encoder_parameter_count(config: EncoderConfig) -> int:
-    """Parameters of ``PointEncoder(**config)``, counted on the meta device (nothing allocated)."""
-    with torch.device("meta"):
-        encoder = PointEncoder(**config.model_dump())
-    return sum(p.numel() for p in encoder.parameters())
+    """Parameters of ``PointEncoder(**config)``, counted on the meta device (nothing allocated).
+
+    Encoders of depth 1 and 2 are built and the difference (one block) extrapolated to ``config.depth``:
+    the blocks are identical in size, and building a declared depth of 10⁶ would itself take minutes.
+    """
+
+    def count(depth: int) -> int:
+        with torch.device("meta"):
+            encoder = PointEncoder(**{**config.model_dump(), "depth": depth})
+        return sum(p.numel() for p in encoder.parameters())
+
+    one, two = count(1), count(2)
+    return one + (config.depth - 1) * (two - one)
 
 
 def _check_buildable(config: EncoderConfig, weights: dict[str, torch.Tensor], path: str | Path, strict: bool) -> None:
     """Refuse, before allocating, an encoder far larger than the weights (strict) or than the memory."""
     from act3d.data.io import available_memory
 
-    params = encoder_parameter_count(config)
+    try:
+        params = encoder_parameter_count(config)
+    except RuntimeError as err:  # a tensor too large even to describe: its byte size overflows int64
+        raise CheckpointError(
+            f"{path}: the config declares an encoder of too many parameters to count (dim {config.dim}, depth "
+            f"{config.depth}, mlp_ratio {config.mlp_ratio}): {err}"
+        ) from None
     stored = sum(v.numel() for v in weights.values())
     if strict and params > 2 * stored + 10**6:
         raise CheckpointError(
