@@ -2,6 +2,7 @@
 
     python bench/compare.py                       # 3 seeds on ModelNet10, about 1.5-2 hours on 2 cores
     python bench/compare.py --quick               # 1 seed, a few steps: a smoke run
+    python bench/compare.py --seeds 3 4 --stage1-from runs/compare --out runs/compare-more   # more seeds
 
 Arms (docs/results.md, "Paired comparison"):
 - random init: the student as every other arm initialises it at that seed, not trained;
@@ -86,6 +87,15 @@ def stage1(teacher: str, data: list[str], args: argparse.Namespace, out: Path) -
     }
 
 
+def reuse_stage1(earlier: Path, teachers: list[str]) -> dict:
+    """The stage Is an earlier run recorded in ``earlier/stage1.json``, for the teachers whose checkpoint is there."""
+    path = earlier / "stage1.json"
+    if not path.is_file():
+        raise SystemExit(f"--stage1-from: {path} does not exist (an earlier bench/compare.py run writes it)")
+    recorded = json.loads(path.read_text())
+    return {t: recorded[t] for t in teachers if t in recorded and Path(recorded[t]["checkpoint"]).is_file()}
+
+
 def stage2(arm: str, overrides: list[str], seed: int, args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     """Stage II of one arm at one seed → its encoder file and seconds."""
     cfg = load_config(
@@ -160,6 +170,7 @@ def main() -> None:
     parser.add_argument("--minilm", action="store_true", help="also the MiniLM language-teacher arm")
     parser.add_argument("--out", default="runs/compare")
     parser.add_argument("--ungated", action="store_true", help="run ACT arms even when their codes fail the check")
+    parser.add_argument("--stage1-from", default=None, help="reuse the stage Is of an earlier run's OUT directory")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
@@ -168,7 +179,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     teachers = ["DINOv2", "control"] + (["MiniLM"] if args.minilm else [])
-    stage1s = {t: stage1(t, data, args, out) for t in teachers}
+    stage1s = reuse_stage1(Path(args.stage1_from), teachers) if args.stage1_from else {}
+    stage1s.update({t: stage1(t, data, args, out) for t in teachers if t not in stage1s})
+    (out / "stage1.json").write_text(json.dumps(stage1s, indent=2, default=str))
     arms = {"Point-MAE 0.6": [*data, "objective=point_mae", "masking.ratio=0.6"]}
     arms["Point-MAE 0.8"] = [*data, "objective=point_mae", "masking.ratio=0.8"]
     for t in teachers:
