@@ -11,6 +11,7 @@ test: setup
 	.venv/bin/ruff check src tests bench
 	.venv/bin/ruff format --check src tests bench
 	.venv/bin/python -m pytest -q
+	bash scripts/wheel_check.sh
 
 lint: setup
 	.venv/bin/ruff check --fix src tests bench

@@ -45,6 +45,7 @@ from act3d.engine.batchnorm import recalibrate_batchnorm
 from act3d.engine.config import load_config
 from act3d.models.encoder_io import load_encoder
 from act3d.objectives.code_information import informative, verdict
+from act3d.presets import preset_dir
 from act3d.tasks.common import build_split
 from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
@@ -52,7 +53,7 @@ from act3d.tasks.runner import train_task
 from act3d.tasks.svm import extract_features
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+CONFIGS = preset_dir()
 EPISODES = ((5, 10), (5, 20), (10, 10), (10, 20))
 C_GRID = (0.001, 0.01, 0.1, 1.0)
 TEACHERS = {"DINOv2": "dinov2_vits14_imgfocus", "control": "permuted:dinov2_vits14_imgfocus", "MiniLM": "minilm_l6"}

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from act3d.engine.config import load_config
 from act3d.objectives.code_information import informative
+from act3d.presets import resolve_preset
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
 from act3d.tasks.runner import train_task
 
@@ -127,7 +128,7 @@ def main() -> None:
             continue
         name = f"{args.arms}{i}-seed{args.seed}"
         cfg = load_config(
-            PretrainTeacherConfig, REPO / "configs" / "act_stage1_cpu.yaml", [*common, *overrides, f"run.name={name}"]
+            PretrainTeacherConfig, resolve_preset("act_stage1_cpu"), [*common, *overrides, f"run.name={name}"]
         )
         tic = time.perf_counter()
         _, result = train_task(cfg, PretrainTeacherTask, show_progress=False)

@@ -65,9 +65,9 @@ def build_step(
     ``stage2_teacher``: config overrides of the stage-I autoencoder that makes stage II's targets
     (its frozen teacher, its sizes); its patches are the student's.
     """
-    from act3d.cli import resolve_preset
     from act3d.engine.config import load_config
     from act3d.objectives import codebook_kl, masked_feature_loss, patch_chamfer_l1
+    from act3d.presets import resolve_preset
     from act3d.tasks.classify import ClassifyConfig
     from act3d.tasks.pretrain import PretrainConfig
     from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from act3d.errors import Act3dError
-
-PRESETS = Path(__file__).resolve().parents[2] / "configs"
+from act3d.presets import preset_names, resolve_preset
 
 
 @dataclass(frozen=True)
@@ -62,13 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="act3d",
         description="ACT: 3D point-cloud transformers taught by pretrained 2D/language transformers.",
-        epilog="Presets live in configs/ (see `act3d presets`). Multi-GPU: torchrun --nproc-per-node N "
+        epilog="Presets ship inside the package (see `act3d presets`). Multi-GPU: torchrun --nproc-per-node N "
         "-m act3d.cli <command> ...",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, command in TRAIN_COMMANDS.items():
         p = sub.add_parser(name, help=command.help, description=command.help)
-        p.add_argument("--config", help="YAML preset (path, or a name from configs/)")
+        p.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
         p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder exactly")
         p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
@@ -83,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
     text = "N-way K-shot fine-tuning over folds (official fold files or generated episodes): mean ± std"
     few = sub.add_parser("fewshot", help=text, description=text)
-    few.add_argument("--config", help="YAML preset (path, or a name from configs/)")
+    few.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
     few.add_argument("--device", default="auto")
     few.add_argument("--resume", metavar="RUN_DIR", help="continue this sweep: finished folds are kept")
     few.add_argument("--no-progress", action="store_true")
@@ -91,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     few.add_argument("overrides", nargs="*", metavar="key=value")
     text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (or init=random, the baseline)"
     svm = sub.add_parser("svm", help=text, description=text)
-    svm.add_argument("--config", help="YAML preset (path, or a name from configs/)")
+    svm.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
     svm.add_argument("--device", default="auto")
     _add_seeds(svm)
     svm.add_argument(
@@ -135,17 +134,6 @@ def _add_seeds(parser: argparse.ArgumentParser) -> None:
         metavar="SEED",
         help="run once per seed in <run>/seed<k>/, then mean ± std over seeds at the top (e.g. --seeds 0 1 2)",
     )
-
-
-def resolve_preset(name: str | None) -> Path | None:
-    """A preset path as given, or ``configs/<name>.yaml``."""
-    if name is None:
-        return None
-    path = Path(name)
-    if path.is_file():
-        return path
-    candidate = PRESETS / (name if name.endswith(".yaml") else f"{name}.yaml")
-    return candidate if candidate.is_file() else path
 
 
 def run_train_command(name: str, args: argparse.Namespace) -> Path:
@@ -242,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, args.device, args.preset))
         elif args.command == "presets":
-            for path in sorted(PRESETS.glob("*.yaml")):
-                print(path.stem)
+            print("\n".join(preset_names()))
         elif args.command in ("pipeline", "demo"):
             from act3d.tasks.pipeline import load_pipeline_config, run_pipeline
 

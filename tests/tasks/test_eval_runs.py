@@ -11,6 +11,7 @@ import torch
 
 from act3d.cli import main
 from act3d.engine.config import load_config
+from act3d.presets import resolve_preset
 from act3d.tasks.partseg import PartSegConfig, PartSegTask, miou_metrics, part_ious
 from act3d.tasks.runner import train_task
 from act3d.tasks.svm import SvmConfig
@@ -37,7 +38,7 @@ def most_frequent_part_miou(task: PartSegTask) -> float:
 def test_partseg_learns_builtin_parts_beyond_the_most_frequent_part(tmp_path):
     config = load_config(
         PartSegConfig,
-        "configs/partseg_cpu.yaml",
+        resolve_preset("partseg_cpu"),
         [
             *TINY_ENCODER,
             "data.npoints=256",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from act3d.cli import resolve_preset
 from act3d.engine.config import load_config
+from act3d.presets import resolve_preset
 from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 
 SMALL = [
