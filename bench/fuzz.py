@@ -64,10 +64,9 @@ from hypothesis import strategies as st
 from act3d.data import build_dataset
 from act3d.data.io import read_point_file, safe_pickle_load
 from act3d.engine.checkpoint import load_checkpoint
-from act3d.engine.config import EncoderConfig
 from act3d.errors import CheckpointError, DataError
 from act3d.models.encoder_io import load_encoder, save_encoder
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
 
 NPOINTS = 32  # every dataset target is read at 32 points per cloud
 OK = ("loaded", "DataError", "CheckpointError")

@@ -364,8 +364,7 @@ def sizes(toy: bool) -> Sizes:
 
 
 def _encoder(z: Sizes) -> Any:
-    from act3d.engine.config import EncoderConfig
-    from act3d.models.point_transformer import PointEncoder
+    from act3d.models.point_transformer import EncoderConfig, PointEncoder
 
     return PointEncoder(**EncoderConfig(**z.encoder, num_groups=z.groups, group_size=z.group_size).model_dump())
 
@@ -544,8 +543,8 @@ def check_official_loader(z: Sizes, s: Setup) -> dict:
     Conv1d ``(out, in, 1)``; ours are Linear ``(out, in)``)."""
     import torch
 
-    from act3d.engine.config import EncoderConfig
     from act3d.models.encoder_io import load_encoder
+    from act3d.models.point_transformer import EncoderConfig
 
     torch.manual_seed(0)
     encoder = _encoder(z).eval()

@@ -13,10 +13,10 @@ from act3d.data.transforms import (
     RotateUp,
     ScaleAndTranslate,
     Subsample,
-    normalize_unit_sphere,
     subsample_indices,
 )
 from act3d.errors import ConfigError
+from act3d.ops.normalize import normalize_unit_sphere
 
 
 def _gen(seed: int = 0) -> torch.Generator:

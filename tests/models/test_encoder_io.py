@@ -9,10 +9,9 @@ import pytest
 import torch
 
 import act3d
-from act3d.engine.config import EncoderConfig
 from act3d.errors import CheckpointError, ConfigError
 from act3d.models.encoder_io import OfficialGroupsWarning, convert_official_keys, save_encoder
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
 
 SMALL = EncoderConfig(dim=32, depth=2, num_heads=2, num_groups=8, group_size=8)
 

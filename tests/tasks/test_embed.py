@@ -8,9 +8,8 @@ import torch
 import trimesh
 
 from act3d.cli import main
-from act3d.engine.config import EncoderConfig
 from act3d.models.encoder_io import save_encoder
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
 
 
 def test_embed_folder_of_files_matches_the_python_api(tmp_path, capsys):

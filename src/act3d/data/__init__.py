@@ -25,9 +25,9 @@ from act3d.data.transforms import (
     RotateUp,
     ScaleAndTranslate,
     Subsample,
-    normalize_unit_sphere,
 )
 from act3d.errors import ConfigError, DataError
+from act3d.ops.normalize import normalize_unit_sphere
 
 # name -> constructor taking (root, split, npoints, **kwargs)
 DATASETS: dict[str, Callable[..., PointCloudDataset]] = {

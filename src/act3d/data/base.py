@@ -10,8 +10,9 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from act3d.data.transforms import SAMPLING_METHODS, Item, normalize_unit_sphere, subsample_indices, take
+from act3d.data.transforms import SAMPLING_METHODS, Item, subsample_indices, take
 from act3d.errors import ConfigError, DataError
+from act3d.ops.normalize import normalize_unit_sphere
 
 
 class PointCloudDataset(Dataset[Item]):

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from act3d.errors import DataError
+from act3d.util.files import available_memory
 
 PathLike = str | os.PathLike[str]
 
@@ -408,21 +409,6 @@ def read_h5(path: PathLike, keys: Sequence[str] = ("data", "label")) -> dict[str
         raise
     except Exception as exc:  # corrupt files raise OSError, RuntimeError, KeyError, TypeError, ValueError...
         raise DataError(path, f"is not a readable HDF5 file ({type(exc).__name__}: {exc})") from None
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (``MemAvailable`` on Linux, else the physical memory)."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 2**63
 
 
 def check_fits_in_memory(path: PathLike, nbytes: int, what: str) -> None:

@@ -11,17 +11,12 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from act3d.errors import ConfigError
+from act3d.util.config import Strict
 
 Schema = TypeVar("Schema", bound=BaseModel)
-
-
-class Strict(BaseModel):
-    """A config section: unknown keys are errors, values are validated on assignment."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class AugmentConfig(Strict):
@@ -58,23 +53,6 @@ class DataConfig(Strict):
     batch_size: int = Field(32, gt=0)
     eval_batch_size: int | None = Field(None, gt=0)
     num_workers: int = Field(0, ge=0)
-
-
-class EncoderConfig(Strict):
-    """The point transformer (student) sizes; paper: 384 wide, 12 deep, 6 heads, 64×32 groups.
-
-    ``skip_near_origin``: FPS skips points with ``|p|² <= 1e-3`` as the official CUDA kernel does
-    (to match an official checkpoint's grouping exactly; off by default).
-    """
-
-    dim: int = Field(384, gt=0)
-    depth: int = Field(12, ge=0)
-    num_heads: int = Field(6, gt=0)
-    mlp_ratio: float = Field(4.0, gt=0)
-    drop_path: float = Field(0.1, ge=0, lt=1)
-    num_groups: int = Field(64, gt=0)
-    group_size: int = Field(32, gt=0)
-    skip_near_origin: bool = False
 
 
 class OptimizerConfig(Strict):

@@ -15,10 +15,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from act3d.engine.checkpoint import load_checkpoint, save_checkpoint
-from act3d.engine.config import EncoderConfig
 from act3d.errors import CheckpointError, ConfigError
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
+from act3d.util.files import available_memory, load_checkpoint, save_checkpoint
 
 FORMAT = "act3d-encoder"
 
@@ -104,7 +103,9 @@ def _strip_encoder_prefix(key: str) -> str:
 def load_encoder(
     path: str | Path, config: EncoderConfig | None = None, strict: bool = True, preset: str | None = None
 ) -> PointEncoder:
-    """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, or an official one.
+    """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, or an official one;
+    ``"random"`` gives a randomly initialised one (the "no pretraining" arm; paper sizes unless ``config``
+    or ``preset`` says otherwise). The one encoder loader: ``act3d.load_encoder`` is this function.
 
     The sizes come from ``config`` when the caller gives one; else from the file when it is ours
     (with ``preset``'s patch settings, if named); else, for official checkpoints, which do not record
@@ -123,6 +124,8 @@ def load_encoder(
         if config is not None:
             raise ConfigError("give the encoder sizes as config or as preset, not both")
         official_config(preset)
+    if str(path) == "random":
+        return PointEncoder(**(config or (official_config(preset) if preset else EncoderConfig())).model_dump())
     ckpt = load_checkpoint(path)
     try:
         config, weights, dropped = _encoder_parts(ckpt, config, preset, path)
@@ -192,8 +195,6 @@ def encoder_parameter_count(config: EncoderConfig) -> int:
 
 def _check_buildable(config: EncoderConfig, weights: dict[str, torch.Tensor], path: str | Path, strict: bool) -> None:
     """Refuse, before allocating, an encoder far larger than the weights (strict) or than the memory."""
-    from act3d.data.io import available_memory
-
     try:
         params = encoder_parameter_count(config)
     except RuntimeError as err:  # a tensor too large even to describe: its byte size overflows int64

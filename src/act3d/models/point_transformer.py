@@ -10,14 +10,37 @@ from collections.abc import Sequence
 from typing import Literal
 
 import torch
+from pydantic import Field
 from timm.layers import trunc_normal_
 from torch import nn
 
-from act3d.data.transforms import normalize_unit_sphere
 from act3d.models.tokenizer import MiniPointNet, PatchGrouper, position_mlp
 from act3d.models.transformer import TransformerStack
+from act3d.ops.normalize import normalize_unit_sphere
+from act3d.util.config import Strict
 
 HeadKind = Literal["mlp3", "linear"]
+
+PAPER_STUDENT = dict(dim=384, depth=12, num_heads=6, mlp_ratio=4.0, drop_path=0.1, num_groups=64, group_size=32)
+"""The paper's student (ViT-S-like, 64 patches of 32 points for 1,024-point clouds): the one place these
+sizes are written; ``PointEncoder``'s and ``EncoderConfig``'s defaults read them."""
+
+
+class EncoderConfig(Strict):
+    """The point transformer (student) sizes; paper: 384 wide, 12 deep, 6 heads, 64×32 groups.
+
+    ``skip_near_origin``: FPS skips points with ``|p|² <= 1e-3`` as the official CUDA kernel does
+    (to match an official checkpoint's grouping exactly; off by default).
+    """
+
+    dim: int = Field(PAPER_STUDENT["dim"], gt=0)
+    depth: int = Field(PAPER_STUDENT["depth"], ge=0)
+    num_heads: int = Field(PAPER_STUDENT["num_heads"], gt=0)
+    mlp_ratio: float = Field(PAPER_STUDENT["mlp_ratio"], gt=0)
+    drop_path: float = Field(PAPER_STUDENT["drop_path"], ge=0, lt=1)
+    num_groups: int = Field(PAPER_STUDENT["num_groups"], gt=0)
+    group_size: int = Field(PAPER_STUDENT["group_size"], gt=0)
+    skip_near_origin: bool = False
 
 
 class PointEncoder(nn.Module):
@@ -37,13 +60,13 @@ class PointEncoder(nn.Module):
 
     def __init__(
         self,
-        dim: int = 384,
-        depth: int = 12,
-        num_heads: int = 6,
-        mlp_ratio: float = 4.0,
-        drop_path: float = 0.1,
-        num_groups: int = 64,
-        group_size: int = 32,
+        dim: int = PAPER_STUDENT["dim"],
+        depth: int = PAPER_STUDENT["depth"],
+        num_heads: int = PAPER_STUDENT["num_heads"],
+        mlp_ratio: float = PAPER_STUDENT["mlp_ratio"],
+        drop_path: float = PAPER_STUDENT["drop_path"],
+        num_groups: int = PAPER_STUDENT["num_groups"],
+        group_size: int = PAPER_STUDENT["group_size"],
         skip_near_origin: bool = False,
     ) -> None:
         super().__init__()

@@ -36,8 +36,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from act3d.engine.checkpoint import atomic_path
 from act3d.errors import CheckpointError, ConfigError
+from act3d.util.files import atomic_path
 
 __all__ = [
     "ALLOW_DOWNLOAD_ENV",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from act3d.engine.config import Strict
+from act3d.util.config import Strict
 
 
 class CosineRamp(Strict):

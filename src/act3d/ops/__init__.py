@@ -12,6 +12,7 @@ from act3d.ops.gather import gather_points
 from act3d.ops.group import group
 from act3d.ops.knn import knn
 from act3d.ops.memory import DEFAULT_MEMORY_BUDGET, get_memory_budget, set_memory_budget
+from act3d.ops.normalize import normalize_unit_sphere
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -22,5 +23,6 @@ __all__ = [
     "get_memory_budget",
     "group",
     "knn",
+    "normalize_unit_sphere",
     "set_memory_budget",
 ]

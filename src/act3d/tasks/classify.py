@@ -18,14 +18,10 @@ from torch.utils.data import Dataset
 
 from act3d.data.transforms import ScaleAndTranslate
 from act3d.engine.checkpoint import load_checkpoint
-from act3d.engine.config import (
-    EncoderConfig,
-    Strict,
-    TrainingRun,
-)
+from act3d.engine.config import Strict, TrainingRun
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
-from act3d.models.point_transformer import PointClassifier
+from act3d.models.point_transformer import EncoderConfig, PointClassifier
 from act3d.ops import gather_points
 from act3d.tasks.common import (
     accuracy_metrics,

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from act3d.api import load_encoder
 from act3d.data import build_dataset
 from act3d.data.transforms import Jitter, RotateUp, ScaleAndTranslate, take
-from act3d.engine.config import DataConfig, EncoderConfig
+from act3d.engine.config import DataConfig
 from act3d.engine.loader import Item, SeededAugment
 from act3d.errors import ConfigError
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.encoder_io import load_encoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
 
 
 def build_augment(data: DataConfig) -> Callable[[Item, torch.Generator], Item] | None:

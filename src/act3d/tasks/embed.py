@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from act3d.api import load_encoder
 from act3d.data.io import SUPPORTED_SUFFIXES, read_point_file
 from act3d.errors import DataError
+from act3d.models.encoder_io import load_encoder
 from act3d.ops import farthest_point_sample, gather_points
 
 

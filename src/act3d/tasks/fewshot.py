@@ -24,16 +24,10 @@ from pydantic import Field
 from torch.utils.data import Dataset
 
 from act3d.data import build_dataset
-from act3d.engine.config import (
-    AugmentConfig,
-    DataConfig,
-    EncoderConfig,
-    Strict,
-    TrainConfig,
-    TrainingRun,
-)
+from act3d.engine.config import AugmentConfig, DataConfig, Strict, TrainConfig, TrainingRun
 from act3d.engine.run import make_run_dir, record_run, write_text_atomic
 from act3d.errors import ConfigError
+from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig, Mode
 from act3d.tasks.common import augmented, build_split
 from act3d.tasks.runner import train_task

@@ -17,17 +17,11 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from act3d.engine.config import (
-    AugmentConfig,
-    DataConfig,
-    EncoderConfig,
-    OptimizerConfig,
-    Strict,
-    TrainingRun,
-)
+from act3d.engine.config import AugmentConfig, DataConfig, OptimizerConfig, Strict, TrainingRun
 from act3d.engine.trainer import FitResult
 from act3d.errors import ConfigError
 from act3d.models.part_segmentation import PartSegmenter
+from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.common import check_patches_fit, eval_loader, initial_encoder, train_and_test_sets
 
 

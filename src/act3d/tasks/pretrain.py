@@ -12,19 +12,12 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from act3d.engine.checkpoint import load_checkpoint
-from act3d.engine.config import (
-    DataConfig,
-    EncoderConfig,
-    OptimizerConfig,
-    Strict,
-    TrainConfig,
-    TrainingRun,
-)
+from act3d.engine.config import DataConfig, OptimizerConfig, Strict, TrainConfig, TrainingRun
 from act3d.errors import CheckpointError, ConfigError
 from act3d.models.autoencoder import ACTAutoencoder, TargetCode
 from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel, take_tokens
-from act3d.models.point_transformer import PointEncoder
+from act3d.models.point_transformer import EncoderConfig, PointEncoder
 from act3d.objectives import masked_feature_loss, masked_patch_loss
 from act3d.tasks.common import build_split, check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy

@@ -15,10 +15,11 @@ from sklearn.svm import LinearSVC
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from act3d.engine.config import DataConfig, EncoderConfig, RunConfig, Strict
+from act3d.engine.config import DataConfig, RunConfig, Strict
 from act3d.engine.distributed import resolve_device
 from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
 from act3d.errors import ConfigError
+from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.common import build_split, initial_encoder, predict_logits
 from act3d.tasks.stats import rows_table
 
