@@ -395,15 +395,17 @@ def model_cases(z: Sizes) -> list[ModelCase]:
     import torch.nn.functional as F
 
     from act3d.engine.config import load_config
+    from act3d.models.autoencoder import build_autoencoder
     from act3d.models.masked import MaskedPointModel
     from act3d.models.part_segmentation import PartSegmenter
     from act3d.models.point_transformer import PointClassifier
     from act3d.objectives import codebook_kl, masked_feature_loss, masked_patch_loss, patch_chamfer_l1
-    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
+    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig
 
     def stage1() -> Any:
         patches = [f"model.num_groups={z.groups}", f"model.group_size={z.group_size}"]
-        return build_autoencoder(load_config(PretrainTeacherConfig, None, [*z.stage1, *patches]))
+        cfg = load_config(PretrainTeacherConfig, None, [*z.stage1, *patches])
+        return build_autoencoder(cfg.teacher, cfg.model)
 
     def run_stage1(model: Any, inputs: tuple) -> tuple:
         out = model(inputs[0], temperature=1.0)  # logits come before the Gumbel draw: comparable

@@ -66,17 +66,19 @@ def build_step(
     (its frozen teacher, its sizes); its patches are the student's.
     """
     from act3d.engine.config import load_config
+    from act3d.models.autoencoder import build_autoencoder
+    from act3d.models.cross_modal_teacher import CrossModalTeacher
     from act3d.objectives import codebook_kl, masked_feature_loss, patch_chamfer_l1
     from act3d.presets import resolve_preset
     from act3d.tasks.classify import ClassifyConfig
     from act3d.tasks.pretrain import PretrainConfig
-    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
+    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig
 
     preset = next((resolve_preset(o[1:]) for o in overrides if o.startswith("@")), None)
     overrides = [o for o in overrides if not o.startswith("@")]
     if task == "stage1":
         cfg = load_config(PretrainTeacherConfig, preset, overrides)
-        model = build_autoencoder(cfg).to(device)
+        model = build_autoencoder(cfg.teacher, cfg.model).to(device)
 
         def loss_fn(points):
             out = model(points, temperature=0.5)
@@ -106,14 +108,13 @@ def build_step(
                 f"model.group_size={m.group_size}",
             ],
         )
-        teacher = build_autoencoder(t_cfg).to(device).requires_grad_(False)
+        teacher = CrossModalTeacher(build_autoencoder(t_cfg.teacher, t_cfg.model)).to(device)
 
         def loss_fn(points):
             patches, centers = grouper(points)
             mask = model.make_mask(centers)
             pred, _ = model(patches, centers, mask)
-            with torch.no_grad():
-                target = teacher.encode(patches, centers, hard=True)[1]
+            target = teacher.targets(patches, centers)
             b = points.shape[0]
             return masked_feature_loss(pred, target[mask].reshape(b, -1, target.shape[-1]))
 

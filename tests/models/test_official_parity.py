@@ -12,12 +12,12 @@ from timm.layers import DropPath
 from torch import nn
 
 from act3d.engine.config import load_config
-from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.autoencoder import ACTAutoencoder, AutoencoderConfig
 from act3d.models.masked import MaskedPointModel, take_tokens
 from act3d.models.point_transformer import PointEncoder
 from act3d.models.transformer import TransformerStack
 from act3d.presets import resolve_preset
-from act3d.tasks.pretrain_teacher import AutoencoderConfig, PretrainTeacherConfig
+from act3d.tasks.pretrain_teacher import PretrainTeacherConfig
 
 
 def _official_block(x: torch.Tensor, block: nn.Module, heads: int) -> torch.Tensor:

@@ -7,7 +7,8 @@ import torch
 
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import load_config
-from act3d.tasks.pretrain import PretrainConfig, PretrainTask, load_stage1_teacher
+from act3d.models.cross_modal_teacher import CrossModalTeacher
+from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
 from act3d.tasks.runner import train_task
 from helpers import SHARED_MODELNET10
@@ -110,11 +111,11 @@ def test_stage2_refuses_a_mismatched_or_missing_teacher_before_training(stage1_r
 
     _, run_dir, _ = stage1_run
     with pytest.raises(ConfigError, match="16×16 patches"):
-        load_stage1_teacher(run_dir / "ckpt-best.pth", num_groups=32, group_size=16)
+        CrossModalTeacher.from_checkpoint(run_dir / "ckpt-best.pth", num_groups=32, group_size=16)
     with pytest.raises(CheckpointError, match="not found"):
-        load_stage1_teacher(tmp_path / "missing.pth", 16, 16)
+        CrossModalTeacher.from_checkpoint(tmp_path / "missing.pth", 16, 16)
     foreign = tmp_path / "foreign.pth"
     torch.save({"model": {}, "config": {"task": "classify"}}, foreign)
     with pytest.raises(CheckpointError, match="not an `act3d pretrain-teacher` checkpoint"):
-        load_stage1_teacher(foreign, 16, 16)
+        CrossModalTeacher.from_checkpoint(foreign, 16, 16)
     assert load_checkpoint(run_dir / "ckpt-best.pth")["config"]["teacher"]["num_blocks"] == 2

@@ -11,14 +11,23 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from act3d.models.dgcnn import CenterDGCNN
 from act3d.models.folding import FoldingDecoder
 from act3d.models.prompted import PromptedTeacher
+from act3d.models.teachers import build_teacher
 from act3d.models.tokenizer import MiniPointNet, PatchGrouper
+from act3d.util.config import Strict
 
 TargetCode = Literal["sample", "argmax", "soft"]
+
+PAPER_AUTOENCODER = dict(
+    num_groups=64, group_size=32, encoder_dim=384, codebook_size=8192, token_dim=384, logit_scale=1.0
+)
+"""The official stage-I sizes (64×32 patches, a 384-wide mini-PointNet, 8192 codes of 384): written once;
+``ACTAutoencoder``'s and ``AutoencoderConfig``'s defaults read them."""
 
 
 def select_codes(logits: torch.Tensor, code: TargetCode = "sample") -> torch.Tensor:
@@ -61,12 +70,12 @@ class ACTAutoencoder(nn.Module):
     def __init__(
         self,
         teacher: PromptedTeacher,
-        num_groups: int = 64,
-        group_size: int = 32,
-        encoder_dim: int = 384,
-        codebook_size: int = 8192,
-        token_dim: int = 384,
-        logit_scale: float = 1.0,
+        num_groups: int = PAPER_AUTOENCODER["num_groups"],
+        group_size: int = PAPER_AUTOENCODER["group_size"],
+        encoder_dim: int = PAPER_AUTOENCODER["encoder_dim"],
+        codebook_size: int = PAPER_AUTOENCODER["codebook_size"],
+        token_dim: int = PAPER_AUTOENCODER["token_dim"],
+        logit_scale: float = PAPER_AUTOENCODER["logit_scale"],
     ) -> None:
         super().__init__()
         self.logit_scale = logit_scale
@@ -127,3 +136,35 @@ class ACTAutoencoder(nn.Module):
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the frozen teacher's weights."""
         return [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+
+
+class TeacherConfig(Strict):
+    """The frozen pretrained transformer and its prompts (paper: vit_base_patch16_384, VPT-Deep 64)."""
+
+    name: str = "dinov2_vits14_imgfocus"
+    weights: str | None = None
+    num_blocks: int | None = Field(None, gt=0)
+    prompts: int = Field(64, ge=0)
+    prompt_mode: Literal["deep", "shallow", "none"] = "deep"
+    prompt_dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class AutoencoderConfig(Strict):
+    """Stage-I sizes (paper: 64×32 patches, PointNet 384 as the official ACT stage-I config, codebook 8192×384).
+
+    ``logit_scale`` multiplies the codebook logits (paper: 1; see ``ACTAutoencoder``).
+    """
+
+    num_groups: int = Field(PAPER_AUTOENCODER["num_groups"], gt=0)
+    group_size: int = Field(PAPER_AUTOENCODER["group_size"], gt=0)
+    encoder_dim: int = Field(PAPER_AUTOENCODER["encoder_dim"], gt=0)
+    codebook_size: int = Field(PAPER_AUTOENCODER["codebook_size"], gt=0)
+    token_dim: int = Field(PAPER_AUTOENCODER["token_dim"], gt=0)
+    logit_scale: float = Field(PAPER_AUTOENCODER["logit_scale"], gt=0)
+
+
+def build_autoencoder(teacher: TeacherConfig, sizes: AutoencoderConfig) -> ACTAutoencoder:
+    """The stage-I model: the frozen trunk ``teacher.name`` with its prompts, inside an autoencoder of ``sizes``."""
+    trunk = build_teacher(teacher.name, teacher.weights, teacher.num_blocks)
+    prompted = PromptedTeacher(trunk, teacher.prompts, teacher.prompt_mode, teacher.prompt_dropout)
+    return ACTAutoencoder(prompted, **sizes.model_dump())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -11,11 +10,12 @@ import torch
 from pydantic import Field, model_validator
 
 from act3d.engine.config import RunConfig, Strict, load_config
-from act3d.engine.run import make_run_dir, record_run, write_text_atomic
+from act3d.engine.run import make_run_dir, record_run
 from act3d.models.encoder_io import load_encoder
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig
 from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
+from act3d.tasks.results import write_results
 from act3d.tasks.runner import train_task
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
 from act3d.viz import save_cloud_grid
@@ -146,7 +146,7 @@ def _save_masked_pictures(task: PretrainTask, s2_dir: Path, run_dir: Path) -> No
         patches, centers = task.model.encoder.grouper(points)
         mask = task.model.make_mask(centers)
         pred, _ = task.model(patches, centers, mask)
-        _, fine = teacher.decoder(pred)
+        fine = teacher.decode(pred)
     b = points.shape[0]
     visible = (patches + centers[:, :, None])[~mask].reshape(b, -1, 3)
     predicted = (fine + centers[mask].reshape(b, -1, 1, 3)).reshape(b, -1, 3)
@@ -169,19 +169,19 @@ def _save_masked_pictures(task: PretrainTask, s2_dir: Path, run_dir: Path) -> No
 
 def _write_summary(run_dir: Path, rows: list[dict[str, Any]], timings: dict[str, float], notes: list[str]) -> Path:
     payload = {
+        "rows": {r["metric"]: {"final_epoch": r["final_epoch"], "best_epoch": r["best_epoch"]} for r in rows},
         "results": rows,
         "seconds_per_stage": timings,
         "notes": notes,
         "note": "final_epoch is the honest figure; best_epoch is the official 'best test metric over "
         "epochs' (no validation split).",
     }
-    write_text_atomic(run_dir / "results.json", json.dumps(payload, indent=2))
     fmt = lambda v: "–" if v is None else f"{v:.4f}"  # noqa: E731
     lines = ["| metric | final epoch | best epoch (official) |", "|---|---|---|"]
     lines += [f"| {r['metric']} | {fmt(r['final_epoch'])} | {fmt(r['best_epoch'])} |" for r in rows]
     lines += ["", *(f"- {note}" for note in notes)]
     lines += ["", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
-    write_text_atomic(run_dir / "results.md", "\n".join(lines) + "\n")
+    write_results(run_dir, "pipeline", payload, "\n".join(lines))
     return run_dir
 
 

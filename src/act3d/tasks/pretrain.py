@@ -11,10 +11,9 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.utils.data import Dataset
 
-from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import DataConfig, OptimizerConfig, Strict, TrainConfig, TrainingRun
-from act3d.errors import CheckpointError, ConfigError
-from act3d.models.autoencoder import ACTAutoencoder, TargetCode
+from act3d.models.autoencoder import TargetCode
+from act3d.models.cross_modal_teacher import CrossModalTeacher
 from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel, take_tokens
 from act3d.models.point_transformer import EncoderConfig, PointEncoder
@@ -62,37 +61,6 @@ class PretrainConfig(TrainingRun):
         return self
 
 
-def load_stage1_teacher(path: str | Path, num_groups: int, group_size: int) -> ACTAutoencoder:
-    """The stage-I autoencoder of a ``pretrain-teacher`` checkpoint, frozen, ready to make targets.
-
-    It stays in train() mode (batch-statistics BN, prompt dropout on) as in the official code, but its
-    BatchNorms stop tracking running statistics, so that its state, like its weights, never changes.
-    """
-    from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, build_autoencoder
-
-    ckpt = load_checkpoint(path)
-    if ckpt.get("config", {}).get("task") != "pretrain-teacher" or "model" not in ckpt:
-        raise CheckpointError(f"{path}: not an `act3d pretrain-teacher` checkpoint")
-    config = PretrainTeacherConfig.model_validate(ckpt["config"])
-    if (config.model.num_groups, config.model.group_size) != (num_groups, group_size):
-        raise ConfigError(
-            f"{path}: teacher was trained on {config.model.num_groups}×{config.model.group_size} patches, "
-            f"the student uses {num_groups}×{group_size}; they must share patches"
-        )
-    config.teacher.weights = None
-    config.teacher.name = f"random:{config.teacher.name.removeprefix('random:')}"
-    model = build_autoencoder(config)
-    missing, unexpected = model.load_state_dict(ckpt["model"], strict=False)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: does not match its own config: missing {missing}, unexpected {unexpected}")
-    model.requires_grad_(False)
-    for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
-            module.track_running_stats = False
-    model.info = f"stage-I teacher from {path} ({ckpt['config']['teacher']['name']})"
-    return model.train()
-
-
 class PretrainTask:
     """Stage II. ``act``: cosine distance to the frozen teacher's DGCNN₂ features on masked tokens;
     ``point_mae``: Chamfer-L2 of the masked patches' points."""
@@ -110,9 +78,9 @@ class PretrainTask:
         self._svm_train: Dataset | None = None
         self.info = {"objective": config.objective}
         if config.objective == "act":
-            self.teacher = load_stage1_teacher(config.teacher_checkpoint, m.num_groups, m.group_size)
-            self.info["teacher"] = self.teacher.info
-            out_dim = self.teacher.codebook.shape[1]
+            self.teacher = CrossModalTeacher.from_checkpoint(config.teacher_checkpoint, m.num_groups, m.group_size)
+            self.info["teacher"] = self.teacher.source
+            out_dim = self.teacher.target_dim
         else:
             out_dim = 3 * m.group_size
         with torch.random.fork_rng():  # the same student for every objective and teacher at a seed
@@ -157,8 +125,6 @@ class PretrainTask:
         masked = self.model.split(mask)[1]
         if self.teacher is None:
             return (masked_patch_loss(pred, take_tokens(patches, masked)),)
-        if self.teacher.codebook.device != points.device:  # the Trainer moves only task.model
-            self.teacher.to(points.device)
         target = take_tokens(self.teacher.targets(patches, centers, self.config.target), masked)
         loss = masked_feature_loss(pred, target, self.config.loss)
         if not floors:

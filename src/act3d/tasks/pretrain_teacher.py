@@ -15,12 +15,9 @@ from act3d.engine.config import (
     DataConfig,
     OptimizerConfig,
     SchedulerConfig,
-    Strict,
     TrainingRun,
 )
-from act3d.models.autoencoder import ACTAutoencoder
-from act3d.models.prompted import PromptedTeacher
-from act3d.models.teachers import build_teacher
+from act3d.models.autoencoder import AutoencoderConfig, TeacherConfig, build_autoencoder
 from act3d.objectives import (
     DiversityWeightSchedule,
     KLWeightSchedule,
@@ -32,31 +29,6 @@ from act3d.objectives import (
 from act3d.objectives.code_information import CodeInformation, verdict
 from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
-
-
-class TeacherConfig(Strict):
-    """The frozen pretrained transformer and its prompts (paper: vit_base_patch16_384, VPT-Deep 64)."""
-
-    name: str = "dinov2_vits14_imgfocus"
-    weights: str | None = None
-    num_blocks: int | None = Field(None, gt=0)
-    prompts: int = Field(64, ge=0)
-    prompt_mode: Literal["deep", "shallow", "none"] = "deep"
-    prompt_dropout: float = Field(0.1, ge=0, lt=1)
-
-
-class AutoencoderConfig(Strict):
-    """Stage-I sizes (paper: 64×32 patches, PointNet 384 as the official ACT stage-I config, codebook 8192×384).
-
-    ``logit_scale`` multiplies the codebook logits (paper: 1; see ``ACTAutoencoder``).
-    """
-
-    num_groups: int = Field(64, gt=0)
-    group_size: int = Field(32, gt=0)
-    encoder_dim: int = Field(384, gt=0)
-    codebook_size: int = Field(8192, gt=0)
-    token_dim: int = Field(384, gt=0)
-    logit_scale: float = Field(1.0, gt=0)
 
 
 class PretrainTeacherConfig(TrainingRun):
@@ -83,14 +55,6 @@ class PretrainTeacherConfig(TrainingRun):
     diversity_sharpness: float = Field(0.0, ge=0)
 
 
-def build_autoencoder(config: PretrainTeacherConfig) -> ACTAutoencoder:
-    """The stage-I model of a config (loads the frozen teacher)."""
-    t = config.teacher
-    teacher = build_teacher(t.name, t.weights, t.num_blocks)
-    prompted = PromptedTeacher(teacher, t.prompts, t.prompt_mode, t.prompt_dropout)
-    return ACTAutoencoder(prompted, **config.model.model_dump())
-
-
 class PretrainTeacherTask:
     """Reconstruction (CD-L1 coarse + fine) + KL; evaluates test CD-L1 with a hard τ=1 sample and the
     code-information diagnostics."""
@@ -103,7 +67,7 @@ class PretrainTeacherTask:
         check_patches_fit(config.data.npoints, config.model.num_groups, config.model.group_size)
         self.run_dir = run_dir
         self.train_set, self.test_set = train_and_test_sets(config.data, config.train.seed)
-        self.model = build_autoencoder(config)
+        self.model = build_autoencoder(config.teacher, config.model)
         self.info = {"teacher": self.model.teacher.teacher.source}
 
     def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
