@@ -2,7 +2,8 @@
 
     python bench/compare.py                       # 3 seeds on ModelNet10, about 1.5-2 hours on 2 cores
     python bench/compare.py --quick               # 1 seed, a few steps: a smoke run
-    python bench/compare.py --seeds 3 4 --stage1-from runs/compare --out runs/compare-more   # more seeds
+    python bench/compare.py --seeds 3 4 --out runs/compare   # more seeds: reuses its stage Is and finished seeds
+    python bench/compare.py --seeds 3 --stage1-from runs/compare --out runs/other   # other settings, same stage Is
 
 Arms (docs/results.md, "Paired comparison"):
 - random init: the student as every other arm initialises it at that seed, not trained;
@@ -97,6 +98,22 @@ def reuse_stage1(earlier: Path, teachers: list[str]) -> dict:
     return {t: recorded[t] for t in teachers if t in recorded and Path(recorded[t]["checkpoint"]).is_file()}
 
 
+def earlier_seeds(out: Path, args: argparse.Namespace, results: dict[str, list[dict]]) -> list[int]:
+    """Seeds an earlier run into ``out`` finished with the same settings: their rows are put into
+    ``results`` (so a killed or extended comparison goes on where it stopped), and their list returned."""
+    path = out / "results.json"
+    if not path.is_file():
+        return []
+    report = json.loads(path.read_text())
+    same = {k: v for k, v in vars(args).items() if k not in ("seeds", "stage1_from")}
+    before = {k: v for k, v in report["args"].items() if k not in ("seeds", "stage1_from")}
+    if before != same or set(report["results"]) != set(results):
+        raise SystemExit(f"{path} holds a comparison with other settings or arms: choose another --out")
+    for arm, rows in report["results"].items():
+        results[arm].extend(rows)
+    return list(report["seeds_done"])
+
+
 def stage2(arm: str, overrides: list[str], seed: int, args: argparse.Namespace, out: Path) -> tuple[Path, float]:
     """Stage II of one arm at one seed → its encoder file and seconds."""
     cfg = load_config(
@@ -180,7 +197,8 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     teachers = ["DINOv2", "control"] + (["MiniLM"] if args.minilm else [])
-    stage1s = reuse_stage1(Path(args.stage1_from), teachers) if args.stage1_from else {}
+    earlier = Path(args.stage1_from) if args.stage1_from else out
+    stage1s = reuse_stage1(earlier, teachers) if (earlier / "stage1.json").is_file() else {}
     stage1s.update({t: stage1(t, data, args, out) for t in teachers if t not in stage1s})
     (out / "stage1.json").write_text(json.dumps(stage1s, indent=2, default=str))
     arms = {"Point-MAE 0.6": [*data, "objective=point_mae", "masking.ratio=0.6"]}
@@ -189,18 +207,21 @@ def main() -> None:
         if stage1s[t]["informative"] or args.ungated:
             arms[f"ACT {t}"] = [*data, "objective=act", f"teacher_checkpoint={stage1s[t]['checkpoint']}"]
     results: dict[str, list[dict]] = {"random init": [], **{arm: [] for arm in arms}}
+    done = earlier_seeds(out, args, results)
     for seed in args.seeds:
+        if seed in done:
+            print(f"seed {seed}: already in {out / 'results.json'}", flush=True)
+            continue
         results["random init"].append(read_out(random_student(data, seed), data, seed))
         for arm, overrides in arms.items():
             path, seconds = stage2(arm, overrides, seed, args, out)
             results[arm].append({**read_out(load_encoder(path), data, seed), "seconds": seconds})
         print(json.dumps({arm: rows[-1] for arm, rows in results.items()}), flush=True)
-        report = {"args": vars(args), "seeds_done": args.seeds[: len(results["random init"])], "stage1": stage1s}
-        report["results"] = results
+        done.append(seed)
+        report = {"args": vars(args), "seeds_done": done, "stage1": stage1s, "results": results}
         (out / "results.json").write_text(json.dumps(report, indent=2, default=str))  # after every seed
-        text = tables(report, teachers)
-        (out / "results.md").write_text(text)
-    print(text)
+        (out / "results.md").write_text(tables(report, teachers))
+    print((out / "results.md").read_text())
 
 
 def tables(report: dict, teachers: list[str]) -> str:

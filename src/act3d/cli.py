@@ -57,6 +57,34 @@ TRAIN_COMMANDS = {
 }
 
 
+EXAMPLES = {
+    "classify": "act3d classify --config finetune_modelnet40 init=runs/pretrain/encoder.pth --seeds 0 1 2",
+    "partseg": "act3d partseg --config partseg_shapenetpart init=runs/pretrain/encoder.pth data.root=data/shapenetpart",
+    "pretrain-teacher": "act3d pretrain-teacher --config act_stage1_modelnet10_cpu data.root=../shared/data/modelnet10",
+    "pretrain": "act3d pretrain --config pretrain_cpu teacher_checkpoint=runs/act_stage1/ckpt-best.pth",
+    "fewshot": "act3d fewshot --config fewshot_modelnet10_cpu init=runs/pretrain/encoder.pth",
+    "svm": "act3d svm --config svm_modelnet10_cpu init=runs/pretrain/encoder.pth   (or init=random)",
+    "embed": "act3d embed runs/pretrain/encoder.pth meshes/ --out features.npy",
+    "presets": "act3d presets",
+    "pipeline": "act3d pipeline --config pipeline_cpu stage1.train.epochs=2",
+    "demo": "act3d demo --device cpu",
+}
+"""One runnable line per command, shown at the end of its ``--help``."""
+
+DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"
+
+
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A sub-command whose ``--help`` ends with its example (:data:`EXAMPLES`)."""
+    return sub.add_parser(
+        name,
+        help=text,
+        description=text,
+        epilog=f"example:\n  {EXAMPLES[name]}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="act3d",
@@ -66,9 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, command in TRAIN_COMMANDS.items():
-        p = sub.add_parser(name, help=command.help, description=command.help)
+        p = _command(sub, name, command.help)
         p.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-        p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
         p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder exactly")
         p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optimizer.lr=1e-4")
@@ -81,17 +109,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "(an ablation: the run's results say RANDOM WEIGHTS)",
             )
     text = "N-way K-shot fine-tuning over folds (official fold files or generated episodes): mean ± std"
-    few = sub.add_parser("fewshot", help=text, description=text)
+    few = _command(sub, "fewshot", text)
     few.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-    few.add_argument("--device", default="auto")
+    few.add_argument("--device", default="auto", help=DEVICE_HELP)
     few.add_argument("--resume", metavar="RUN_DIR", help="continue this sweep: finished folds are kept")
     few.add_argument("--no-progress", action="store_true")
     _add_seeds(few)
     few.add_argument("overrides", nargs="*", metavar="key=value")
     text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (or init=random, the baseline)"
-    svm = sub.add_parser("svm", help=text, description=text)
+    svm = _command(sub, "svm", text)
     svm.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-    svm.add_argument("--device", default="auto")
+    svm.add_argument("--device", default="auto", help=DEVICE_HELP)
     _add_seeds(svm)
     svm.add_argument(
         "overrides",
@@ -99,25 +127,25 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="[CHECKPOINT] key=value",
         help="the encoder checkpoint, or 'random' (default: the config's init), then dotted overrides",
     )
-    emb = sub.add_parser("embed", help="features of point-cloud/mesh files from a pretrained encoder")
+    emb = _command(sub, "embed", "features of point-cloud/mesh files from a pretrained encoder")
     emb.add_argument("checkpoint", help="encoder.pth, a pretrain checkpoint, or an official ACT/Point-MAE one")
     emb.add_argument("inputs", nargs="+", help="files or folders (.ply .off .obj .stl .npy .npz .txt .xyz)")
     emb.add_argument("--out", default="features.npy", help="output .npy (names go to the matching .txt)")
     emb.add_argument("--npoints", type=int, default=1024, help="FPS-subsample each cloud to this many points")
-    emb.add_argument("--device", default="cpu")
+    emb.add_argument("--device", default="auto", help=DEVICE_HELP)
     emb.add_argument(
         "--preset",
         help="patch settings of an official checkpoint: modelnet, fewshot, shapenet (64 groups), scan, partseg "
         "(128), modelnet8k (512); official checkpoints do not record them",
     )
-    sub.add_parser("presets", help="list the config presets")
+    _command(sub, "presets", "list the config presets shipped in the package")
     for name, text in (
         ("pipeline", "the whole chain: stage I → stage II → linear SVM + fine-tuning, one run folder"),
         ("demo", "the pipeline on the built-in synthetic shapes, sized for a CPU (preset pipeline_cpu)"),
     ):
-        p = sub.add_parser(name, help=text, description=text)
+        p = _command(sub, name, text)
         p.add_argument("--config", default="pipeline_cpu" if name == "demo" else None, help="YAML preset")
-        p.add_argument("--device", default="auto")
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("overrides", nargs="*", metavar="key=value")
     return parser
@@ -226,9 +254,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "svm":
             run_svm_command(args)
         elif args.command == "embed":
+            from act3d.engine.distributed import resolve_device
             from act3d.tasks.embed import embed_files
 
-            print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, args.device, args.preset))
+            device = resolve_device(args.device)
+            print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, device, args.preset))
         elif args.command == "presets":
             print("\n".join(preset_names()))
         elif args.command in ("pipeline", "demo"):

@@ -25,11 +25,12 @@ from torch.utils.data import Dataset
 
 from act3d.data import build_dataset
 from act3d.engine.config import AugmentConfig, DataConfig, Strict, TrainConfig, TrainingRun
-from act3d.engine.run import make_run_dir, record_run, write_text_atomic
+from act3d.engine.run import make_run_dir, record_run
 from act3d.errors import ConfigError
 from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig, Mode
 from act3d.tasks.common import augmented, build_split
+from act3d.tasks.results import write_results
 from act3d.tasks.runner import train_task
 from act3d.tasks.stats import FINAL_LABEL, STD_NOTE, format_mean_std, summarize
 
@@ -261,11 +262,10 @@ def write_fewshot_results(run_dir: Path, per_setting: dict[str, dict[str, Any]],
         f"± over folds; {STD_NOTE}",
     ]
     payload = {"settings": per_setting, "rows": rows, "notes": notes}
-    write_text_atomic(run_dir / "results.json", json.dumps(payload, indent=2))
     lines = ["| setting | folds | final epoch | best epoch per fold (official) |", "|---|---|---|---|"]
     for s in per_setting.values():
         lines.append(
             f"| {s['way']}-way {s['shot']}-shot | {s['final_epoch']['n']} | {format_mean_std(s['final_epoch'])} | "
             f"{format_mean_std(s['best_epoch_per_fold'])} |"
         )
-    write_text_atomic(run_dir / "results.md", "\n".join([*lines, "", *[f"- {n}" for n in notes]]) + "\n")
+    write_results(run_dir, "fewshot", payload, "\n".join([*lines, "", *[f"- {n}" for n in notes]]))

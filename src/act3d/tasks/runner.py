@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from act3d.engine.config import TrainingRun
 from act3d.engine.distributed import cleanup_distributed, init_distributed
-from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
+from act3d.engine.run import make_run_dir, record_run, seed_everything
 from act3d.engine.trainer import FitResult, Task, Trainer
+from act3d.tasks.results import write_results
 from act3d.tasks.stats import epoch_rows, rows_table, run_seeds
 
 
@@ -51,7 +51,7 @@ def train_task(
             after_fit = getattr(task, "after_fit", None)
             if after_fit is not None:
                 after_fit(result, trainer.device)
-            write_results(run_dir, task.primary_metric, result, getattr(task, "info", {}))
+            write_fit_results(run_dir, task.primary_metric, result, getattr(task, "info", {}))
         return run_dir, result
     finally:
         cleanup_distributed()
@@ -106,7 +106,7 @@ def sweep_seeds(
     return run_dir
 
 
-def write_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:
+def write_fit_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:
     """``results.json`` and ``results.md``: final-epoch and best-epoch metrics, each labelled."""
     final = {k: v for k, v in result.final_metrics.items() if k != "epoch"}
     final_epoch = int(result.final_metrics.get("epoch", len(result.history)))
@@ -120,9 +120,8 @@ def write_results(run_dir: Path, primary: str, result: FitResult, info: dict[str
         "note": "best_epoch is the official protocol's 'best test metric over epochs' (no validation split); "
         "final_epoch is the honest figure.",
     }
-    write_text_atomic(run_dir / "results.json", json.dumps(payload, indent=2))
     notes = [f"{k}: {v}" for k, v in info.items() if isinstance(v, str | int | float)]
     text = rows_table(rows) + "\n"
     if notes:
         text += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
-    write_text_atomic(run_dir / "results.md", text)
+    write_results(run_dir, "train", payload, text)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from act3d.engine.run import write_text_atomic
+from act3d.tasks.results import write_results
 
 Rows = dict[str, dict[str, float]]
 
@@ -150,10 +150,8 @@ def write_seed_summary(
         "rows": {label: {m: s["mean"] for m, s in row.items()} for label, row in aggregated.items()},
         "notes": [*notes, f"mean ± std over seeds {list(per_seed)}, each run in seed<k>/", STD_NOTE],
     }
-    write_text_atomic(Path(run_dir) / "results.json", json.dumps(payload, indent=2))
     lines = [f"## {title}", "", markdown_table(aggregated), "", *[f"- {n}" for n in payload["notes"]]]
-    write_text_atomic(Path(run_dir) / "results.md", "\n".join(lines) + "\n")
-    return payload
+    return write_results(Path(run_dir), "seeds", payload, "\n".join(lines))
 
 
 def _ordered(items: Iterable[str]) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Literal
@@ -17,10 +16,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from act3d.engine.config import DataConfig, RunConfig, Strict
 from act3d.engine.distributed import resolve_device
-from act3d.engine.run import make_run_dir, record_run, seed_everything, write_text_atomic
+from act3d.engine.run import make_run_dir, record_run, seed_everything
 from act3d.errors import ConfigError
 from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.common import build_split, initial_encoder, predict_logits
+from act3d.tasks.results import write_results
 from act3d.tasks.stats import rows_table
 
 
@@ -88,7 +88,6 @@ def run_svm(config: SvmConfig, preset: str | Path | None = None, device: str = "
         "seconds": time.perf_counter() - tic,
         "rows": rows,
     }
-    write_text_atomic(run_dir / "results.json", json.dumps(payload, indent=2))
     notes = [f"{k}: {v}" for k, v in payload.items() if k not in ("rows", "seconds")]
-    write_text_atomic(run_dir / "results.md", rows_table(rows, 2) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
+    write_results(run_dir, "svm", payload, rows_table(rows, 2) + "\n\n" + "\n".join(f"- {n}" for n in notes))
     return run_dir

@@ -1,0 +1,52 @@
+"""Every ``act3d`` command's ``--help`` ends with an example, and every example is a valid command line."""
+
+from __future__ import annotations
+
+import shlex
+
+import pytest
+
+from act3d.cli import EXAMPLES, TRAIN_COMMANDS, build_parser, main
+from act3d.engine.config import load_config
+from act3d.presets import resolve_preset
+from act3d.tasks.fewshot import FewShotConfig
+from act3d.tasks.pipeline import load_pipeline_config
+from act3d.tasks.svm import SvmConfig
+
+SCHEMAS = {"fewshot": FewShotConfig, "svm": SvmConfig}
+
+
+def commands() -> list[str]:
+    return list(build_parser()._subparsers._group_actions[0].choices)
+
+
+def test_every_command_has_an_example_in_its_help(capsys):
+    assert set(commands()) == set(EXAMPLES)
+    for name in commands():
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        assert f"example:\n  {EXAMPLES[name]}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_example_parses_and_its_config_validates(name):
+    argv = shlex.split(EXAMPLES[name].split("   (")[0])[1:]
+    args = build_parser().parse_args(argv)
+    assert args.command == name
+    if not hasattr(args, "config") or name == "demo":
+        return
+    preset, overrides = resolve_preset(args.config), list(args.overrides)
+    assert preset is not None and preset.is_file(), f"{name}: example preset {args.config} is not shipped"
+    if name == "pipeline":
+        load_pipeline_config(preset, overrides)
+    elif name in TRAIN_COMMANDS:
+        load_config(TRAIN_COMMANDS[name].load()[0], preset, overrides)
+    else:
+        load_config(SCHEMAS[name], preset, overrides)
+
+
+def test_every_command_that_runs_on_a_device_defaults_to_auto():
+    parser = build_parser()
+    for name in commands():
+        action = {a.dest: a for a in parser._subparsers._group_actions[0].choices[name]._actions}.get("device")
+        assert action is None or action.default == "auto", name
