@@ -41,3 +41,12 @@ def test_the_student_and_the_masks_depend_on_the_seed_and_step_only():
     other = _task("masking.ratio=0.6", "train.seed=1")
     assert not torch.equal(first, other.model.make_mask(centers, other.mask_generator(7)))
     assert not torch.equal(a.model.encoder.cls_pos, other.model.encoder.cls_pos)
+
+
+def test_evaluate_writes_no_file_the_after_evaluation_hook_writes_the_encoder(tmp_path):
+    config = load_config(PretrainConfig, resolve_preset("pretrain_cpu"), SMALL)
+    task = PretrainTask(config, tmp_path)
+    task.evaluate(task.model.eval(), torch.device("cpu"), 0)
+    assert list(tmp_path.iterdir()) == []
+    task.after_evaluation(task.model, torch.device("cpu"), 0)
+    assert [p.name for p in tmp_path.iterdir()] == ["encoder.pth"]

@@ -48,8 +48,30 @@ class Task(Protocol):
         """Loss (scalar tensor) and extra scalars to log (floats or detached 0-d tensors, which the
         engine reads in one host sync per step), for one (micro-)batch on the device."""
 
+    info: dict[str, Any]
+    """Strings and numbers that describe the run (init, teacher, verdicts): they go to ``results.json``."""
+
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
-        """Test metrics; must include ``primary_metric``."""
+        """Test metrics; must include ``primary_metric``. Runs on every process; writes no file."""
+
+    def after_evaluation(self, model: nn.Module, device: torch.device, epoch: int) -> None:
+        """Main process only, after each evaluation (eval mode, no grad, RNG forked): the epoch's files
+        (an encoder, pictures)."""
+
+    def after_fit(self, result: FitResult, device: torch.device) -> None:
+        """Main process only, once training is over (e.g. test-time voting); may add to ``info``."""
+
+
+class TaskHooks:
+    """The optional part of :class:`Task`, as no-ops: a task subclasses it and overrides what it needs."""
+
+    info: dict[str, Any]
+
+    def after_evaluation(self, model: nn.Module, device: torch.device, epoch: int) -> None:
+        """Nothing to write."""
+
+    def after_fit(self, result: FitResult, device: torch.device) -> None:
+        """Nothing to do after training."""
 
 
 @dataclass
@@ -243,6 +265,8 @@ class Trainer:
                 model.eval()
                 with torch.no_grad():
                     metrics = {k: float(v) for k, v in task.evaluate(model, self.device, epoch).items()}
+                    if self.dist.is_main:
+                        task.after_evaluation(model, self.device, epoch)
             model.train()
         state.epoch += 1
         state.step_in_epoch = 0

@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 from act3d.data.transforms import ScaleAndTranslate
 from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import Strict, TrainingRun
-from act3d.engine.trainer import FitResult
+from act3d.engine.trainer import FitResult, TaskHooks
 from act3d.errors import ConfigError
 from act3d.models.point_transformer import EncoderConfig, PointClassifier
 from act3d.ops import gather_points
@@ -73,7 +73,7 @@ class ClassifyConfig(TrainingRun):
     vote: VoteConfig = Field(default_factory=VoteConfig)
 
 
-class ClassificationTask:
+class ClassificationTask(TaskHooks):
     """Cross-entropy on [CLS ; max-pool] features; ``full`` trains everything, the probes only "cls" params.
 
     ``datasets`` (train, test) replaces the sets built from ``config.data`` (few-shot episodes);

@@ -18,7 +18,7 @@ from pydantic import Field
 from torch import nn
 
 from act3d.engine.config import AugmentConfig, DataConfig, OptimizerConfig, Strict, TrainingRun
-from act3d.engine.trainer import FitResult
+from act3d.engine.trainer import FitResult, TaskHooks
 from act3d.errors import ConfigError
 from act3d.models.part_segmentation import PartSegmenter
 from act3d.models.point_transformer import EncoderConfig
@@ -112,7 +112,7 @@ def segmentation_metrics(
 # ------------------------------------------------------------------------------------------- task
 
 
-class PartSegTask:
+class PartSegTask(TaskHooks):
     """Cross-entropy (= the official NLL of log-softmax) per point; test instance and class mIoU."""
 
     primary_metric = "inst_miou"

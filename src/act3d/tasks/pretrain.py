@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from act3d.engine.config import DataConfig, OptimizerConfig, Strict, TrainConfig, TrainingRun
+from act3d.engine.trainer import TaskHooks
 from act3d.models.autoencoder import TargetCode
 from act3d.models.cross_modal_teacher import CrossModalTeacher
 from act3d.models.encoder_io import save_encoder
@@ -61,7 +62,7 @@ class PretrainConfig(TrainingRun):
         return self
 
 
-class PretrainTask:
+class PretrainTask(TaskHooks):
     """Stage II. ``act``: cosine distance to the frozen teacher's DGCNN₂ features on masked tokens;
     ``point_mae``: Chamfer-L2 of the masked patches' points."""
 
@@ -167,6 +168,10 @@ class PretrainTask:
             train = extract_features(encoder, self._svm_train_set(), device)
             test = extract_features(encoder, self.test_set, device)
             metrics["svm_acc"] = linear_svm_accuracy(train, test, seed=self.config.train.seed)
+        return metrics
+
+    def after_evaluation(self, model: nn.Module, device: torch.device, epoch: int) -> None:
+        """``encoder.pth``: the student's encoder as of this epoch (what fine-tuning starts from)."""
         if self.run_dir is not None:
             save_encoder(
                 self.model.encoder,
@@ -174,4 +179,3 @@ class PretrainTask:
                 self.run_dir / "encoder.pth",
                 source=f"act3d pretrain ({self.config.objective}), epoch {epoch + 1}",
             )
-        return metrics

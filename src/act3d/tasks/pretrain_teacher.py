@@ -17,6 +17,7 @@ from act3d.engine.config import (
     SchedulerConfig,
     TrainingRun,
 )
+from act3d.engine.trainer import TaskHooks
 from act3d.models.autoencoder import AutoencoderConfig, TeacherConfig, build_autoencoder
 from act3d.objectives import (
     DiversityWeightSchedule,
@@ -55,7 +56,7 @@ class PretrainTeacherConfig(TrainingRun):
     diversity_sharpness: float = Field(0.0, ge=0)
 
 
-class PretrainTeacherTask:
+class PretrainTeacherTask(TaskHooks):
     """Reconstruction (CD-L1 coarse + fine) + KL; evaluates test CD-L1 with a hard τ=1 sample and the
     code-information diagnostics."""
 
@@ -106,18 +107,19 @@ class PretrainTeacherTask:
         for batch in eval_loader(self.test_set, self.config.data):
             patches, centers = self.model.grouper(batch["points"].to(device))
             stats.update(self.model, patches, centers)
-        if self.run_dir is not None and self.config.pictures:
-            self._save_pictures(model, device)
         metrics = stats.summary()
         self.info["codes"] = verdict(metrics)
         tqdm.write(f"stage I, epoch {epoch + 1}: {self.info['codes']}")
         return metrics
 
-    def _save_pictures(self, model: nn.Module, device: torch.device) -> None:
-        """Input vs reconstruction for test shapes spread over the split (so, over classes)."""
+    def after_evaluation(self, model: nn.Module, device: torch.device, epoch: int) -> None:
+        """``reconstructions.png``: input vs reconstruction for test shapes spread over the split (so, over
+        classes)."""
+        if self.run_dir is None or not self.config.pictures:
+            return
         picks = torch.linspace(0, len(self.test_set) - 1, self.config.pictures).long().unique()
         points = torch.stack([self.test_set[int(i)]["points"] for i in picks]).to(device)
-        out = model(points, temperature=1.0, hard=True)
+        out = self.model(points, temperature=1.0, hard=True)  # not a DDP wrapper: this is one process
         recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
         rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
         save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], self.run_dir / "reconstructions.png")

@@ -23,9 +23,9 @@ def train_task(
     show_progress: bool = True,
 ) -> tuple[Path, FitResult]:
     """Set up the process, build the task, fit it and write ``results.json`` / ``results.md``.
-    A task may define ``after_fit(result, device)``, run on the main process after training (voting,
-    extra metrics): it may add metrics to ``result.final_metrics`` / ``result.best_metrics`` and notes
-    to ``task.info`` before the results files are written.
+    The task's ``after_fit(result, device)`` (:class:`act3d.engine.trainer.Task`) runs on the main process
+    after training (voting, extra metrics): it may add metrics to ``result.final_metrics`` /
+    ``result.best_metrics`` and notes to ``task.info`` before the results files are written.
     """
     dist = init_distributed(device)
     try:
@@ -48,10 +48,8 @@ def train_task(
         )
         result = trainer.fit(task, resume=resume)
         if dist.is_main:
-            after_fit = getattr(task, "after_fit", None)
-            if after_fit is not None:
-                after_fit(result, trainer.device)
-            write_fit_results(run_dir, task.primary_metric, result, getattr(task, "info", {}))
+            task.after_fit(result, trainer.device)
+            write_fit_results(run_dir, task.primary_metric, result, task.info)
         return run_dir, result
     finally:
         cleanup_distributed()
