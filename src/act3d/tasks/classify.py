@@ -61,15 +61,21 @@ class VoteConfig(Strict):
         return f"{what}; mean over {self.repeats} vote repeats (acc_vote_max: the official, optimistic, max)"
 
 
-class ClassifyConfig(TrainingRun):
-    """``act3d classify``: which data, which encoder, which mode, how to train."""
+class ClassifierRun(TrainingRun):
+    """What every classifier fine-tune sets (``classify`` and each ``fewshot`` fold): the encoder's sizes,
+    where it starts from (``init``), what trains (``mode``) and the head."""
 
-    task: Literal["classify"] = "classify"
     model: EncoderConfig = Field(default_factory=EncoderConfig)
     mode: Mode = "full"
     init: str | None = None
     head_dropout: float = Field(0.5, ge=0, lt=1)
     head_classes: int | None = Field(None, gt=0)
+
+
+class ClassifyConfig(ClassifierRun):
+    """``act3d classify``: which data, which encoder, which mode, how to train."""
+
+    task: Literal["classify"] = "classify"
     vote: VoteConfig = Field(default_factory=VoteConfig)
 
 

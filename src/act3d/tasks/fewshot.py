@@ -24,11 +24,10 @@ from pydantic import Field
 from torch.utils.data import Dataset
 
 from act3d.data import build_dataset
-from act3d.engine.config import AugmentConfig, DataConfig, Strict, TrainConfig, TrainingRun
+from act3d.engine.config import AugmentConfig, DataConfig, Strict, TrainConfig
 from act3d.engine.run import make_run_dir, record_run
 from act3d.errors import ConfigError
-from act3d.models.point_transformer import EncoderConfig
-from act3d.tasks.classify import ClassificationTask, ClassifyConfig, Mode
+from act3d.tasks.classify import ClassificationTask, ClassifierRun, ClassifyConfig
 from act3d.tasks.common import augmented, build_split
 from act3d.tasks.results import write_results
 from act3d.tasks.runner import train_task
@@ -47,7 +46,7 @@ class EpisodeConfig(Strict):
     keep_checkpoints: bool = False
 
 
-class FewShotConfig(TrainingRun):
+class FewShotConfig(ClassifierRun):
     """``act3d fewshot``: the data to draw episodes from, and the fine-tuning run of each fold."""
 
     task: Literal["fewshot"] = "fewshot"
@@ -60,11 +59,6 @@ class FewShotConfig(TrainingRun):
         )
     )
     episodes: EpisodeConfig = Field(default_factory=EpisodeConfig)
-    model: EncoderConfig = Field(default_factory=EncoderConfig)
-    mode: Mode = "full"
-    init: str | None = None
-    head_dropout: float = Field(0.5, ge=0, lt=1)
-    head_classes: int | None = Field(None, gt=0)
     train: TrainConfig = Field(default_factory=lambda: TrainConfig(epochs=150))
 
     @property
@@ -151,9 +145,7 @@ class EpisodeSubset(Dataset):
 
 def classify_config(config: FewShotConfig, output_dir: Path, name: str) -> ClassifyConfig:
     """The fine-tuning run of one fold."""
-    shared = config.model_dump(
-        include={"data", "model", "mode", "init", "head_dropout", "head_classes", "optimizer", "scheduler", "train"}
-    )
+    shared = config.model_dump(include=set(ClassifierRun.model_fields) - {"run"})
     return ClassifyConfig.model_validate({**shared, "run": {"output_dir": str(output_dir), "name": name}})
 
 
