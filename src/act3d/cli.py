@@ -144,8 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("demo", "the pipeline on the built-in synthetic shapes, sized for a CPU (preset pipeline_cpu)"),
     ):
         p = _command(sub, name, text)
-        p.add_argument("--config", default="pipeline_cpu" if name == "demo" else None, help="YAML preset")
+        p.add_argument("--config", help="YAML preset" + (" (default: pipeline_cpu)" if name == "demo" else ""))
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
+        p.add_argument("--resume", metavar="RUN_DIR", help="continue this pipeline: finished stages are kept")
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("overrides", nargs="*", metavar="key=value")
     return parser
@@ -264,9 +265,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command in ("pipeline", "demo"):
             from act3d.tasks.pipeline import load_pipeline_config, run_pipeline
 
-            preset = resolve_preset(args.config)
-            config = load_pipeline_config(preset, args.overrides)
-            _print_results(run_pipeline(config, preset, args.device, not args.no_progress))
+            if args.command == "demo" and args.config is None and args.resume is None:
+                args.config = "pipeline_cpu"
+            preset, overrides, resume = _resumable(args)
+            config = load_pipeline_config(preset, overrides)
+            _print_results(run_pipeline(config, preset, args.device, not args.no_progress, resume))
     except Act3dError as err:
         print(f"act3d: error: {err}", file=sys.stderr)
         return 2

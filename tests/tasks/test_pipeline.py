@@ -64,3 +64,26 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert (run_dir / "stage2" / "encoder.pth").is_file()
     stage1 = json.loads((run_dir / "stage1" / "results.json").read_text())
     assert "first 1 of 12 blocks" in stage1["teacher"]
+
+
+@pytest.mark.slow
+def test_a_resumed_pipeline_keeps_its_finished_stages_and_reruns_the_missing_one(tmp_path, capsys):
+    import shutil
+
+    assert (
+        main(
+            ["pipeline", "--config", "pipeline_cpu", "--no-progress", f"run.output_dir={tmp_path}", "run.name=p", *TOY]
+        )
+        == 0
+    )
+    run_dir = tmp_path / "p"
+    first = json.loads((run_dir / "results.json").read_text())
+    trained = {s: (run_dir / s / "metrics.jsonl").read_text() for s in ("stage1", "stage2")}
+    shutil.rmtree(run_dir / "finetune")  # as if killed before fine-tuning
+    assert main(["demo", "--no-progress", "--resume", str(run_dir)]) == 0
+    again = json.loads((run_dir / "results.json").read_text())
+    for stage, log in trained.items():
+        assert (run_dir / stage / "metrics.jsonl").read_text() == log, f"{stage} was trained again"
+    assert (run_dir / "finetune" / "results.json").is_file()
+    assert again["rows"] == first["rows"]  # every stage seeded: the rerun fine-tune gives the same figures
+    assert again["notes"][0] == first["notes"][0]

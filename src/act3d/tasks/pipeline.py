@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from act3d.engine.config import RunConfig, Strict, load_config
 from act3d.engine.run import make_run_dir, record_run
 from act3d.models.encoder_io import load_encoder
+from act3d.objectives.code_information import verdict
 from act3d.tasks.classify import ClassificationTask, ClassifyConfig
 from act3d.tasks.pretrain import PretrainConfig, PretrainTask
 from act3d.tasks.pretrain_teacher import PretrainTeacherConfig, PretrainTeacherTask
@@ -47,9 +48,17 @@ class PipelineConfig(Strict):
 
 
 def run_pipeline(
-    config: PipelineConfig, preset: str | Path | None = None, device: str = "auto", show_progress: bool = True
+    config: PipelineConfig,
+    preset: str | Path | None = None,
+    device: str = "auto",
+    show_progress: bool = True,
+    resume: bool = False,
 ) -> Path:
-    """Run every stage into ``<run>/stage1``, ``stage2``, ``finetune``; write the summary files."""
+    """Run every stage into ``<run>/stage1``, ``stage2``, ``finetune``; write the summary files.
+
+    ``resume``: a stage whose folder holds ``ckpt-last.pth`` continues from it (a finished stage is
+    not trained again), so a killed pipeline goes on where it stopped.
+    """
     run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
     record_run(run_dir, config, config.stage1.train.seed)
     rows: list[dict[str, Any]] = []
@@ -58,19 +67,14 @@ def run_pipeline(
     def stage(name: str, cfg, make_task):
         cfg.run = RunConfig(output_dir=str(run_dir), name=name)
         tic = time.perf_counter()
-        stage_dir, result = train_task(cfg, make_task, None, False, device, show_progress)
+        again = resume and (run_dir / name / "ckpt-last.pth").is_file()
+        stage_dir, result = train_task(cfg, make_task, None, again, device, show_progress)
         timings[name] = time.perf_counter() - tic
         return stage_dir, result
 
-    stage1_tasks: list[PretrainTeacherTask] = []
-
-    def make_stage1(cfg: PretrainTeacherConfig, task_dir: Path) -> PretrainTeacherTask:
-        stage1_tasks.append(PretrainTeacherTask(cfg, task_dir))
-        return stage1_tasks[-1]
-
-    s1_dir, s1 = stage("stage1", config.stage1, make_stage1)
+    s1_dir, s1 = stage("stage1", config.stage1, PretrainTeacherTask)
     rows.extend(_row(label, s1, metric) for label, metric in STAGE1_ROWS)
-    notes = [f"stage I: {stage1_tasks[-1].info['codes']}"]
+    notes = [f"stage I: {verdict(s1.final_metrics)}"]  # from the metrics: a resumed stage is not evaluated again
     config.stage2.teacher_checkpoint = str(s1_dir / "ckpt-best.pth")
     stage2_tasks: list[PretrainTask] = []
 
