@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     svm = _command(sub, "svm", text)
     svm.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
     svm.add_argument("--device", default="auto", help=DEVICE_HELP)
+    svm.add_argument("--resume", metavar="RUN_DIR", help="keep this run's results, or its finished seeds")
     _add_seeds(svm)
     svm.add_argument(
         "overrides",
@@ -226,17 +227,51 @@ def run_svm_command(args: argparse.Namespace) -> Path:
     from act3d.tasks.runner import sweep_seeds
     from act3d.tasks.svm import SvmConfig, run_svm
 
-    preset = resolve_preset(args.config)
     overrides = list(args.overrides)
     if overrides and ("=" not in overrides[0] or Path(overrides[0]).exists()):  # `act3d svm CHECKPOINT ...`
-        overrides = [*overrides[1:], f"init={overrides[0]}"]
+        args.overrides = [*overrides[1:], f"init={overrides[0]}"]
+    preset, overrides, resume = _resumable(args)
     config = load_config(SvmConfig, preset, overrides)
-    if not args.seeds:
+    finished = Path(args.resume or "") / "results.json"
+    if resume and not args.seeds and finished.is_file():
+        run_dir = finished.parent  # a finished SVM run: its results stand (a sweep keeps its finished seeds)
+    elif not args.seeds:
         run_dir = run_svm(config, preset, args.device)
     else:
-        run_dir = sweep_seeds(config, args.seeds, lambda cfg, _: run_svm(cfg, None, args.device), "svm", preset)
+        one = lambda cfg, _: run_svm(cfg, None, args.device)  # noqa: E731
+        run_dir = sweep_seeds(config, args.seeds, one, "svm", preset, resume)
     _print_results(run_dir)
     return run_dir
+
+
+def run_embed_command(args: argparse.Namespace) -> None:
+    from act3d.engine.distributed import resolve_device
+    from act3d.tasks.embed import embed_files
+
+    device = resolve_device(args.device)
+    print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, device, args.preset))
+
+
+def run_pipeline_command(args: argparse.Namespace) -> None:
+    from act3d.tasks.pipeline import load_pipeline_config, run_pipeline
+
+    if args.command == "demo" and args.config is None and args.resume is None:
+        args.config = "pipeline_cpu"
+    preset, overrides, resume = _resumable(args)
+    config = load_pipeline_config(preset, overrides)
+    _print_results(run_pipeline(config, preset, args.device, not args.no_progress, resume))
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
+    **{name: (lambda args: run_train_command(args.command, args)) for name in TRAIN_COMMANDS},
+    "fewshot": run_fewshot_command,
+    "svm": run_svm_command,
+    "embed": run_embed_command,
+    "presets": lambda args: print("\n".join(preset_names())),
+    "pipeline": run_pipeline_command,
+    "demo": run_pipeline_command,
+}
+"""What each command runs (its options are declared in :func:`build_parser`, its example in :data:`EXAMPLES`)."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -248,28 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        if args.command in TRAIN_COMMANDS:
-            run_train_command(args.command, args)
-        elif args.command == "fewshot":
-            run_fewshot_command(args)
-        elif args.command == "svm":
-            run_svm_command(args)
-        elif args.command == "embed":
-            from act3d.engine.distributed import resolve_device
-            from act3d.tasks.embed import embed_files
-
-            device = resolve_device(args.device)
-            print(embed_files(args.checkpoint, args.inputs, args.out, args.npoints, device, args.preset))
-        elif args.command == "presets":
-            print("\n".join(preset_names()))
-        elif args.command in ("pipeline", "demo"):
-            from act3d.tasks.pipeline import load_pipeline_config, run_pipeline
-
-            if args.command == "demo" and args.config is None and args.resume is None:
-                args.config = "pipeline_cpu"
-            preset, overrides, resume = _resumable(args)
-            config = load_pipeline_config(preset, overrides)
-            _print_results(run_pipeline(config, preset, args.device, not args.no_progress, resume))
+        HANDLERS[args.command](args)
     except Act3dError as err:
         print(f"act3d: error: {err}", file=sys.stderr)
         return 2

@@ -157,6 +157,23 @@ def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, ca
     assert "svm: svm" in out and "mean ± std over seeds [3, 4]" in out
 
 
+def test_svm_resume_keeps_a_finished_run_and_reruns_only_missing_seeds(tmp_path, capsys):
+    data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
+    args = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=svm", "--seeds", "3", "4"]
+    run_cli(capsys, *args)
+    run_dir = tmp_path / "svm"
+    kept = (run_dir / "seed3" / "results.json").read_text()
+    (run_dir / "seed4" / "results.json").unlink()  # as if killed during seed 4
+    out = run_cli(capsys, "svm", "--resume", str(run_dir), "--seeds", "3", "4")
+    assert (run_dir / "seed3" / "results.json").read_text() == kept, "a finished seed ran again"
+    assert (run_dir / "seed4" / "results.json").is_file() and "mean ± std over seeds [3, 4]" in out
+    single = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=one"]
+    run_cli(capsys, *single)
+    before = (tmp_path / "one" / "results.json").stat().st_mtime_ns
+    out = run_cli(capsys, "svm", "--resume", str(tmp_path / "one"))
+    assert (tmp_path / "one" / "results.json").stat().st_mtime_ns == before and "linear SVM" in out
+
+
 def test_fewshot_with_seeds_resumes_a_seed_that_stopped_before_its_summary(tmp_path, capsys):
     args = [
         "fewshot",
