@@ -10,14 +10,27 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from pydantic import Field
 from timm.layers import trunc_normal_
 from torch import nn
 
 from act3d.models.point_transformer import PointEncoder
 from act3d.models.tokenizer import position_mlp
 from act3d.models.transformer import TransformerStack
+from act3d.util.config import Strict
 
 MaskType = Literal["random", "block"]
+
+
+PAPER_MASKING = dict(ratio=0.8, type="random")
+"""ACT's masking (Point-MAE's ratio is 0.6): written once, read by ``MaskedPointModel`` and ``MaskingConfig``."""
+
+
+class MaskingConfig(Strict):
+    """Which patches the student does not see (defaults: :data:`PAPER_MASKING`)."""
+
+    ratio: float = Field(PAPER_MASKING["ratio"], gt=0, lt=1)
+    type: MaskType = PAPER_MASKING["type"]
 
 
 def random_mask(
@@ -86,8 +99,8 @@ class MaskedPointModel(nn.Module):
         self,
         encoder: PointEncoder,
         out_dim: int,
-        mask_ratio: float = 0.8,
-        mask_type: MaskType = "random",
+        mask_ratio: float = PAPER_MASKING["ratio"],
+        mask_type: MaskType = PAPER_MASKING["type"],
         decoder_depth: int = 2,
         decoder_heads: int = 6,
         decoder_drop_path: float = 0.1,

@@ -18,11 +18,13 @@ import itertools
 from collections.abc import Sequence
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from act3d.errors import ConfigError
 from act3d.models.point_transformer import PointEncoder, init_weights
 from act3d.ops import gather_points, knn
+from act3d.util.config import Strict
 
 
 def interpolate_features(
@@ -49,6 +51,21 @@ def _mlp(widths: Sequence[int]) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+PAPER_SEG_HEAD = dict(layers=(4, 8, 12), propagation=(1536, 1024), head=(512, 256), label_dim=64, dropout=0.5)
+"""The official part-segmentation head (features of blocks 4/8/12, propagation 1536→1024, head 512→256,
+a 64-d category label, dropout 0.5): written once, read by the head's and ``SegHeadConfig``'s defaults."""
+
+
+class SegHeadConfig(Strict):
+    """Sizes of the part-segmentation head (defaults: :data:`PAPER_SEG_HEAD`)."""
+
+    layers: list[int] = Field(default_factory=lambda: list(PAPER_SEG_HEAD["layers"]))
+    propagation: list[int] = Field(default_factory=lambda: list(PAPER_SEG_HEAD["propagation"]))
+    head: list[int] = Field(default_factory=lambda: list(PAPER_SEG_HEAD["head"]))
+    label_dim: int = Field(PAPER_SEG_HEAD["label_dim"], gt=0)
+    dropout: float = Field(PAPER_SEG_HEAD["dropout"], ge=0, lt=1)
+
+
 class PartSegmenter(nn.Module):
     """Encoder + ACT's part-segmentation head: points (B, N, 3), category (B,) → part logits (B, N, parts).
 
@@ -68,11 +85,11 @@ class PartSegmenter(nn.Module):
         encoder: PointEncoder,
         num_categories: int,
         num_parts: int,
-        layers: Sequence[int] = (4, 8, 12),
-        propagation: Sequence[int] = (1536, 1024),
-        head: Sequence[int] = (512, 256),
-        label_dim: int = 64,
-        dropout: float = 0.5,
+        layers: Sequence[int] = PAPER_SEG_HEAD["layers"],
+        propagation: Sequence[int] = PAPER_SEG_HEAD["propagation"],
+        head: Sequence[int] = PAPER_SEG_HEAD["head"],
+        label_dim: int = PAPER_SEG_HEAD["label_dim"],
+        dropout: float = PAPER_SEG_HEAD["dropout"],
     ) -> None:
         super().__init__()
         depth = len(encoder.blocks.blocks)

@@ -17,22 +17,12 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from act3d.engine.config import AugmentConfig, DataConfig, OptimizerConfig, Strict, TrainingRun
+from act3d.engine.config import AugmentConfig, DataConfig, OptimizerConfig, TrainingRun
 from act3d.engine.trainer import FitResult, TaskHooks
 from act3d.errors import ConfigError
-from act3d.models.part_segmentation import PartSegmenter
+from act3d.models.part_segmentation import PartSegmenter, SegHeadConfig
 from act3d.models.point_transformer import EncoderConfig
 from act3d.tasks.common import check_patches_fit, eval_loader, initial_encoder, train_and_test_sets
-
-
-class SegHeadConfig(Strict):
-    """Sizes of the part-segmentation head (paper: blocks 4/8/12, 1536→1024, 512→256, 64, 0.5)."""
-
-    layers: list[int] = Field(default_factory=lambda: [4, 8, 12])
-    propagation: list[int] = Field(default_factory=lambda: [1536, 1024])
-    head: list[int] = Field(default_factory=lambda: [512, 256])
-    label_dim: int = Field(64, gt=0)
-    dropout: float = Field(0.5, ge=0, lt=1)
 
 
 class PartSegConfig(TrainingRun):

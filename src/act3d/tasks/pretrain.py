@@ -11,23 +11,16 @@ from pydantic import Field, model_validator
 from torch import nn
 from torch.utils.data import Dataset
 
-from act3d.engine.config import DataConfig, OptimizerConfig, Strict, TrainConfig, TrainingRun
+from act3d.engine.config import DataConfig, OptimizerConfig, TrainConfig, TrainingRun
 from act3d.engine.trainer import TaskHooks
 from act3d.models.autoencoder import TargetCode
 from act3d.models.cross_modal_teacher import CrossModalTeacher
 from act3d.models.encoder_io import save_encoder
-from act3d.models.masked import MaskedPointModel, take_tokens
+from act3d.models.masked import MaskedPointModel, MaskingConfig, take_tokens
 from act3d.models.point_transformer import EncoderConfig, PointEncoder
 from act3d.objectives import masked_feature_loss, masked_patch_loss
 from act3d.tasks.common import build_split, check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
-
-
-class MaskingConfig(Strict):
-    """Which patches the student does not see (paper: random, ratio 0.8)."""
-
-    ratio: float = Field(0.8, gt=0, lt=1)
-    type: Literal["random", "block"] = "random"
 
 
 class PretrainConfig(TrainingRun):
