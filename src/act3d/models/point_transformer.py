@@ -78,6 +78,10 @@ class PointEncoder(nn.Module):
         self.pos_embed = position_mlp(dim)
         self.blocks = TransformerStack(dim, depth, num_heads, mlp_ratio, drop_path)
         self.norm = nn.LayerNorm(dim)
+        self.source = "random init"
+        """Where the weights came from (a file, with what was dropped), for run records."""
+        self.load_report: dict[str, list[str]] = {"missing": [], "unexpected": [], "mismatched": []}
+        """Keys of the file the last load did not use or did not find (non-strict loads only)."""
         trunc_normal_(self.cls_token, std=0.02)
         trunc_normal_(self.cls_pos, std=0.02)
         self.apply(init_weights)
