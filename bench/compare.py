@@ -197,8 +197,10 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     teachers = ["DINOv2", "control"] + (["MiniLM"] if args.minilm else [])
-    earlier = Path(args.stage1_from) if args.stage1_from else out
-    stage1s = reuse_stage1(earlier, teachers) if (earlier / "stage1.json").is_file() else {}
+    if args.stage1_from:  # asked for: a missing stage1.json there is an error
+        stage1s = reuse_stage1(Path(args.stage1_from), teachers)
+    else:  # this folder's own, when an earlier run into it wrote one
+        stage1s = reuse_stage1(out, teachers) if (out / "stage1.json").is_file() else {}
     stage1s.update({t: stage1(t, data, args, out) for t in teachers if t not in stage1s})
     (out / "stage1.json").write_text(json.dumps(stage1s, indent=2, default=str))
     arms = {"Point-MAE 0.6": [*data, "objective=point_mae", "masking.ratio=0.6"]}

@@ -123,9 +123,9 @@ def load_encoder(
     if preset is not None:
         if config is not None:
             raise ConfigError("give the encoder sizes as config or as preset, not both")
-        official_config(preset)
+        sizes = official_config(preset)  # also checks the name
     if str(path) == "random":
-        return PointEncoder(**(config or (official_config(preset) if preset else EncoderConfig())).model_dump())
+        return PointEncoder(**(config or (sizes if preset else EncoderConfig())).model_dump())
     ckpt = load_checkpoint(path)
     try:
         config, weights, dropped = _encoder_parts(ckpt, config, preset, path)
