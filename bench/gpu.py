@@ -597,7 +597,7 @@ def cli_runs(s: Setup) -> list[tuple[str, list[str]]]:
             "train.bn_recalibration_batches=1",
         ]
         student = TOY_STUDENT
-        stage1 = [f"teacher.name={TOY_TEACHER}", *TOY_AUTOENCODER, "model.token_dim=48"]  # random: --teacher
+        stage1 = [f"teacher.name={TOY_TEACHER}", *TOY_AUTOENCODER, "model.token_dim=48"]
         stage2 = [*student, "decoder_depth=1", "decoder_heads=6"]
     else:
         common += ["train.max_steps_per_epoch=20", "train.precision=bf16"]
@@ -607,7 +607,15 @@ def cli_runs(s: Setup) -> list[tuple[str, list[str]]]:
     return [
         (
             "stage I: act3d pretrain-teacher (act_stage1_cpu, random teacher)",
-            ["pretrain-teacher", "--config", "act_stage1_cpu", "--teacher", "random", *common, *stage1, "pictures=1"],
+            [
+                "pretrain-teacher",
+                "--config",
+                "act_stage1_cpu",
+                *common,
+                *stage1,
+                "teacher.weights=random",
+                "pictures=1",
+            ],
         ),
         (
             "stage II: act3d pretrain objective=act (pretrain_cpu)",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from act3d.errors import Act3dError
+from act3d.errors import Act3dError, ConfigError
 from act3d.presets import preset_names, resolve_preset
 
 
@@ -85,7 +85,8 @@ def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The top-level parser (``--help``, the list of commands) and each command's own parser."""
     parser = argparse.ArgumentParser(
         prog="act3d",
         description="ACT: 3D point-cloud transformers taught by pretrained 2D/language transformers.",
@@ -94,40 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
     for name, command in TRAIN_COMMANDS.items():
-        p = _command(sub, name, command.help)
-        p.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-        p.add_argument("--device", default="auto", help=DEVICE_HELP)
-        p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in this folder exactly")
-        p.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
-        p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. optimizer.lr=1e-4")
-        if name in SEEDED_COMMANDS:
-            _add_seeds(p)
-        if name == "pretrain-teacher":
-            p.add_argument(
-                "--teacher",
-                help="teacher name (see docs/teachers.md); 'random' keeps the architecture with random weights "
-                "(an ablation: the run's results say RANDOM WEIGHTS)",
-            )
+        _run_options(_command(sub, name, command.help), "continue the run in this folder exactly")
     text = "N-way K-shot fine-tuning over folds (official fold files or generated episodes): mean ± std"
-    few = _command(sub, "fewshot", text)
-    few.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-    few.add_argument("--device", default="auto", help=DEVICE_HELP)
-    few.add_argument("--resume", metavar="RUN_DIR", help="continue this sweep: finished folds are kept")
-    few.add_argument("--no-progress", action="store_true")
-    _add_seeds(few)
-    few.add_argument("overrides", nargs="*", metavar="key=value")
-    text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (or init=random, the baseline)"
-    svm = _command(sub, "svm", text)
-    svm.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
-    svm.add_argument("--device", default="auto", help=DEVICE_HELP)
-    svm.add_argument("--resume", metavar="RUN_DIR", help="keep this run's results, or its finished seeds")
-    _add_seeds(svm)
-    svm.add_argument(
-        "overrides",
-        nargs="*",
-        metavar="[CHECKPOINT] key=value",
-        help="the encoder checkpoint, or 'random' (default: the config's init), then dotted overrides",
-    )
+    _run_options(_command(sub, "fewshot", text), "continue this sweep: finished folds are kept")
+    text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (init=CHECKPOINT, or init=random)"
+    _run_options(_command(sub, "svm", text), "keep this run's results, or its finished seeds", progress=False)
     emb = _command(sub, "embed", "features of point-cloud/mesh files from a pretrained encoder")
     emb.add_argument("checkpoint", help="encoder.pth, a pretrain checkpoint, or an official ACT/Point-MAE one")
     emb.add_argument("inputs", nargs="+", help="files or folders (.ply .off .obj .stl .npy .npz .txt .xyz)")
@@ -144,19 +116,20 @@ def build_parser() -> argparse.ArgumentParser:
         ("pipeline", "the whole chain: stage I → stage II → linear SVM + fine-tuning, one run folder"),
         ("demo", "the pipeline on the built-in synthetic shapes, sized for a CPU (preset pipeline_cpu)"),
     ):
-        p = _command(sub, name, text)
-        p.add_argument("--config", help="YAML preset" + (" (default: pipeline_cpu)" if name == "demo" else ""))
-        p.add_argument("--device", default="auto", help=DEVICE_HELP)
-        p.add_argument("--resume", metavar="RUN_DIR", help="continue this pipeline: finished stages are kept")
-        p.add_argument("--no-progress", action="store_true")
-        p.add_argument("overrides", nargs="*", metavar="key=value")
-    return parser
+        _run_options(_command(sub, name, text), "continue this pipeline: finished stages are kept")
+    return parser, dict(sub.choices)
 
 
-SEEDED_COMMANDS = ("classify", "partseg")
+def build_parser() -> argparse.ArgumentParser:
+    """The whole ``act3d`` parser (see :func:`parse_args` for how a command line is read)."""
+    return build_parsers()[0]
 
 
-def _add_seeds(parser: argparse.ArgumentParser) -> None:
+def _run_options(parser: argparse.ArgumentParser, resume_help: str, progress: bool = True) -> None:
+    """The options every command that trains or evaluates shares, declared once."""
+    parser.add_argument("--config", help="YAML preset (path, or a name from `act3d presets`)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    parser.add_argument("--resume", metavar="RUN_DIR", help=resume_help)
     parser.add_argument(
         "--seeds",
         type=int,
@@ -164,6 +137,25 @@ def _add_seeds(parser: argparse.ArgumentParser) -> None:
         metavar="SEED",
         help="run once per seed in <run>/seed<k>/, then mean ± std over seeds at the top (e.g. --seeds 0 1 2)",
     )
+    if progress:
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides, e.g. optimizer.lr=1e-4; the encoder is always init=CHECKPOINT (or init=random)",
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read a command line; a command's options and ``key=value`` overrides may come in any order."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, commands = build_parsers()
+    if not argv or argv[0] not in commands:
+        return parser.parse_args(argv)  # help, the list of commands, or the error naming them
+    args = commands[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
 
 
 def run_train_command(name: str, args: argparse.Namespace) -> Path:
@@ -173,11 +165,7 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
     schema, make_task = TRAIN_COMMANDS[name].load()
     preset, overrides, resume = _resumable(args)
     config = load_config(schema, preset, overrides)
-    teacher = getattr(args, "teacher", None)
-    if teacher:
-        current = config.teacher.name.removeprefix("random:")
-        config.teacher.name = f"random:{current}" if teacher == "random" else teacher
-    if getattr(args, "seeds", None):
+    if args.seeds:
         from act3d.tasks.runner import train_seeds
 
         run_dir = train_seeds(config, make_task, args.seeds, preset, resume, args.device, not args.no_progress)
@@ -189,8 +177,12 @@ def run_train_command(name: str, args: argparse.Namespace) -> Path:
 
 def _resumable(args: argparse.Namespace) -> tuple[Path | None, list[str], bool]:
     """Preset and overrides of a command that may ``--resume RUN_DIR`` (its recorded config)."""
+    for item in args.overrides:
+        if "=" not in item:
+            hint = f"init={item}" if item == "random" or Path(item).suffix in {".pth", ".pt", ".safetensors"} else ""
+            raise ConfigError(f"{item!r} is not key=value" + (f": the encoder is given as {hint}" if hint else ""))
     preset = resolve_preset(args.config)
-    if getattr(args, "resume", None) is None:
+    if args.resume is None:
         return preset, list(args.overrides), False
     run_dir = Path(args.resume)
     overrides = [*args.overrides, f"run.output_dir={run_dir.parent}", f"run.name={run_dir.name}"]
@@ -227,9 +219,6 @@ def run_svm_command(args: argparse.Namespace) -> Path:
     from act3d.tasks.runner import sweep_seeds
     from act3d.tasks.svm import SvmConfig, run_svm
 
-    overrides = list(args.overrides)
-    if overrides and ("=" not in overrides[0] or Path(overrides[0]).exists()):  # `act3d svm CHECKPOINT ...`
-        args.overrides = [*overrides[1:], f"init={overrides[0]}"]
     preset, overrides, resume = _resumable(args)
     config = load_config(SvmConfig, preset, overrides)
     finished = Path(args.resume or "") / "results.json"
@@ -253,13 +242,23 @@ def run_embed_command(args: argparse.Namespace) -> None:
 
 
 def run_pipeline_command(args: argparse.Namespace) -> None:
-    from act3d.tasks.pipeline import load_pipeline_config, run_pipeline
+    from act3d.tasks.pipeline import PipelineConfig, load_pipeline_config, run_pipeline, with_seed
+    from act3d.tasks.runner import sweep_seeds
 
     if args.command == "demo" and args.config is None and args.resume is None:
         args.config = "pipeline_cpu"
     preset, overrides, resume = _resumable(args)
     config = load_pipeline_config(preset, overrides)
-    _print_results(run_pipeline(config, preset, args.device, not args.no_progress, resume))
+    progress = not args.no_progress
+    if not args.seeds:
+        run_dir = run_pipeline(config, preset, args.device, progress, resume)
+    else:
+
+        def one(cfg: PipelineConfig, _resume: bool) -> Path:  # a seed folder holds stage folders
+            return run_pipeline(cfg, None, args.device, progress, (Path(cfg.run.output_dir) / cfg.run.name).is_dir())
+
+        run_dir = sweep_seeds(config, args.seeds, one, "pipeline", preset, resume, seed_config=with_seed)
+    _print_results(run_dir)
 
 
 HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
@@ -275,13 +274,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    # key=value items after an option (`act3d svm CKPT --config X key=value`) land in `extra`.
-    if extra and hasattr(args, "overrides") and not any(item.startswith("-") for item in extra):
-        args.overrides = [*args.overrides, *extra]
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = parse_args(argv)
     try:
         HANDLERS[args.command](args)
     except Act3dError as err:

@@ -145,7 +145,17 @@ def test_classify_with_seeds_and_voting_writes_mean_and_std(tmp_path, capsys):
 
 def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, capsys):
     data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
-    args = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=svm", "--seeds", "3", "4"]
+    args = [
+        "svm",
+        "init=random",
+        *TINY_ENCODER,
+        *data,
+        f"run.output_dir={tmp_path}",
+        "run.name=svm",
+        "--seeds",
+        "3",
+        "4",
+    ]
     out = run_cli(capsys, *args)
     top = json.loads((tmp_path / "svm" / "results.json").read_text())
     assert top["seeds"] == [3, 4] and top["aggregate"]["linear SVM"]["acc"]["n"] == 2
@@ -159,7 +169,17 @@ def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, ca
 
 def test_svm_resume_keeps_a_finished_run_and_reruns_only_missing_seeds(tmp_path, capsys):
     data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
-    args = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=svm", "--seeds", "3", "4"]
+    args = [
+        "svm",
+        "init=random",
+        *TINY_ENCODER,
+        *data,
+        f"run.output_dir={tmp_path}",
+        "run.name=svm",
+        "--seeds",
+        "3",
+        "4",
+    ]
     run_cli(capsys, *args)
     run_dir = tmp_path / "svm"
     kept = (run_dir / "seed3" / "results.json").read_text()
@@ -167,7 +187,7 @@ def test_svm_resume_keeps_a_finished_run_and_reruns_only_missing_seeds(tmp_path,
     out = run_cli(capsys, "svm", "--resume", str(run_dir), "--seeds", "3", "4")
     assert (run_dir / "seed3" / "results.json").read_text() == kept, "a finished seed ran again"
     assert (run_dir / "seed4" / "results.json").is_file() and "mean ± std over seeds [3, 4]" in out
-    single = ["svm", "random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=one"]
+    single = ["svm", "init=random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=one"]
     run_cli(capsys, *single)
     before = (tmp_path / "one" / "results.json").stat().st_mtime_ns
     out = run_cli(capsys, "svm", "--resume", str(tmp_path / "one"))

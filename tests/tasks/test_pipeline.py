@@ -87,3 +87,21 @@ def test_a_resumed_pipeline_keeps_its_finished_stages_and_reruns_the_missing_one
     assert (run_dir / "finetune" / "results.json").is_file()
     assert again["rows"] == first["rows"]  # every stage seeded: the rerun fine-tune gives the same figures
     assert again["notes"][0] == first["notes"][0]
+
+
+@pytest.mark.slow
+def test_pipeline_seeds_run_the_whole_chain_per_seed_and_summarise(tmp_path, capsys):
+    import yaml
+
+    argv = ["pipeline", "--config", "pipeline_cpu", "--no-progress", f"run.output_dir={tmp_path}", "run.name=s"]
+    assert main([*argv, *TOY, "--seeds", "3", "4"]) == 0
+    run_dir = tmp_path / "s"
+    for seed in (3, 4):
+        for stage in ("stage1", "stage2", "finetune"):
+            recorded = yaml.safe_load((run_dir / f"seed{seed}" / stage / "config.yaml").read_text())
+            assert recorded["train"]["seed"] == seed, (seed, stage)
+    summary = json.loads((run_dir / "results.json").read_text())
+    assert summary["kind"] == "seeds" and summary["seeds"] == [3, 4]
+    svm = summary["aggregate"]["linear SVM accuracy %, ACT-pretrained (↑)"]
+    assert svm["final_epoch"]["n"] == 2 and "best_epoch" not in svm, "a row without a best epoch stays without one"
+    assert "mean ± std over seeds [3, 4]" in capsys.readouterr().out

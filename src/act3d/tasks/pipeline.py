@@ -42,7 +42,7 @@ class PipelineConfig(Strict):
                 section["data"] = {**section.get("data", {}), **shared}
         if isinstance(raw, dict):
             stage2 = raw.setdefault("stage2", {})
-            if stage2.get("teacher_checkpoint") is None:
+            if isinstance(stage2, dict) and stage2.get("teacher_checkpoint") is None:  # not on re-validation
                 stage2["teacher_checkpoint"] = "<stage1 ckpt-best.pth>"
         return raw
 
@@ -187,6 +187,12 @@ def _write_summary(run_dir: Path, rows: list[dict[str, Any]], timings: dict[str,
     lines += ["", "| stage | seconds |", "|---|---|"] + [f"| {k} | {v:.0f} |" for k, v in timings.items()]
     write_results(run_dir, "pipeline", payload, "\n".join(lines))
     return run_dir
+
+
+def with_seed(config: PipelineConfig, seed: int) -> None:
+    """One seed for the whole chain: every stage's ``train.seed`` (how ``act3d pipeline --seeds`` sets it)."""
+    for stage in (config.stage1, config.stage2, config.finetune):
+        stage.train.seed = seed
 
 
 def load_pipeline_config(preset: str | Path | None, overrides: list[str]) -> PipelineConfig:

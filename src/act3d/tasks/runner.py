@@ -80,12 +80,14 @@ def sweep_seeds(
     preset: str | Path | None = None,
     resume: bool = False,
     notes: Sequence[str] = (),
+    seed_config: Callable[[Any, int], None] | None = None,
 ) -> Path:
     """``run_one(config for seed k, resume)`` for every seed, each in ``<run>/seed<k>/``, then the
     mean ± std over seeds in ``<run>/results.{json,md}``; returns ``<run>``.
 
-    The seed is set where the config keeps it: ``train.seed`` for training runs, ``seed`` otherwise.
-    ``resume`` is true for a seed whose folder holds ``ckpt-last.pth`` (see :func:`run_seeds`).
+    ``seed_config(config, seed)`` sets the seed where the config keeps it; by default ``train.seed``
+    for training runs, ``seed`` otherwise. ``resume`` is true for a seed whose folder holds
+    ``ckpt-last.pth`` (see :func:`run_seeds`).
     """
     run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
     if not resume:
@@ -93,15 +95,19 @@ def sweep_seeds(
 
     def one(seed: int, sub: Path, resume_seed: bool) -> Path:
         cfg = config.model_copy(deep=True)
-        if hasattr(cfg, "train"):
-            cfg.train.seed = seed
-        else:
-            cfg.seed = seed
+        (seed_config or _set_seed)(cfg, seed)
         cfg.run = cfg.run.model_copy(update={"output_dir": str(run_dir), "name": sub.name})
         return run_one(cfg, resume_seed)
 
     run_seeds(run_dir, list(seeds), one, f"{title}: {run_dir.name}", notes)
     return run_dir
+
+
+def _set_seed(config: Any, seed: int) -> None:
+    if hasattr(config, "train"):
+        config.train.seed = seed
+    else:
+        config.seed = seed
 
 
 def write_fit_results(run_dir: Path, primary: str, result: FitResult, info: dict[str, Any]) -> None:

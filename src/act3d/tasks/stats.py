@@ -61,15 +61,12 @@ def epoch_rows(final: Mapping[str, float], best: Mapping[str, float], final_epoc
 
 
 def aggregate_rows(runs: Sequence[Rows]) -> dict[str, dict[str, dict[str, Any]]]:
-    """``{row: {metric: summary}}`` over runs; a metric missing from some run is summarised over the others."""
+    """``{row: {metric: summary}}`` over runs; a metric missing (or None) in some run is summarised over the others."""
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for label in _ordered(label for rows in runs for label in rows):
         metrics = _ordered(m for rows in runs for m in rows.get(label, {}))
-        out[label] = {
-            m: summarize(rows[label][m] for rows in runs if m in rows.get(label, {}))
-            for m in metrics
-            if any(m in rows.get(label, {}) for rows in runs)
-        }
+        present = {m: [rows[label][m] for rows in runs if rows.get(label, {}).get(m) is not None] for m in metrics}
+        out[label] = {m: summarize(values) for m, values in present.items() if values}
     return out
 
 

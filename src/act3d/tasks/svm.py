@@ -65,7 +65,7 @@ class SvmConfig(Strict):
 def run_svm(config: SvmConfig, preset: str | Path | None = None, device: str = "auto") -> Path:
     """Extract features of both splits, fit the SVM, write ``results.json`` / ``results.md``."""
     if not config.init:
-        raise ConfigError("svm needs an encoder: `act3d svm CHECKPOINT ...`, or init=random for the baseline")
+        raise ConfigError("svm needs an encoder: init=CHECKPOINT, or init=random for the baseline")
     run_dir = make_run_dir(config.run.output_dir, config.run.name, preset)
     record_run(run_dir, config, config.seed)
     seed_everything(config.seed)
