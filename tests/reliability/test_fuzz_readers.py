@@ -8,11 +8,9 @@ Set ``ACT3D_FUZZ_SEED`` to explore other inputs than the fixed default.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import os
 import pickle
-import sys
 import time
 
 import h5py
@@ -24,39 +22,35 @@ from act3d.data import build_dataset
 from act3d.data.io import read_h5, read_point_file, safe_pickle_load
 from act3d.errors import CheckpointError, DataError
 from act3d.models.encoder_io import load_encoder
-from helpers import REPO
+from fuzzing import campaign, cases, structured, targets, valid_files
 
 INPUTS_PER_READER = 24  # x 17 readers = 408 inputs, ~15 s on one core
 SEED = int(os.environ.get("ACT3D_FUZZ_SEED", "0"))
 
-
-def _load_fuzz():
-    spec = importlib.util.spec_from_file_location("act3d_bench_fuzz", REPO / "bench" / "fuzz.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve their module by name
-    spec.loader.exec_module(module)
-    module.quiet_libraries()
-    return module
+campaign.quiet_libraries()
 
 
-fuzz = _load_fuzz()
-
-
-@pytest.mark.parametrize("name", list(fuzz.TARGETS_BY_NAME))
+@pytest.mark.parametrize("name", list(targets.TARGETS_BY_NAME))
 def test_generated_inputs_load_or_raise_the_documented_error(name, tmp_path):
-    report = fuzz.Report()
-    fuzz.fuzz_target(
-        fuzz.TARGETS_BY_NAME[name], INPUTS_PER_READER, tmp_path, report, seed=SEED, timeout=10.0, raise_on_failure=True
+    report = campaign.Report()
+    campaign.fuzz_target(
+        targets.TARGETS_BY_NAME[name],
+        INPUTS_PER_READER,
+        tmp_path,
+        report,
+        seed=SEED,
+        timeout=10.0,
+        raise_on_failure=True,
     )
     counts = report.counts[name]
     assert sum(counts.values()) >= INPUTS_PER_READER
-    assert set(counts) <= set(fuzz.OK), counts
+    assert set(counts) <= set(cases.OK), counts
 
 
 @pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_pickles_that_would_run_code_never_do(tmp_path):
     marker = tmp_path / "CODE-RAN"
-    corpus = fuzz.hostile_corpus(marker)
+    corpus = campaign.hostile_corpus(marker)
     for label, name, data, reader in corpus:
         path = tmp_path / name
         path.write_bytes(data)
@@ -66,7 +60,7 @@ def test_pickles_that_would_run_code_never_do(tmp_path):
         assert not marker.exists(), f"{label}: the payload ran"
     assert len(corpus) >= 150
     # the payloads do work when unpickled without restriction: the marker test can see them
-    pickle.loads(pickle.dumps(fuzz.payloads(marker)[0][1]))
+    pickle.loads(pickle.dumps(structured.payloads(marker)[0][1]))
     assert marker.exists()
 
 
@@ -74,7 +68,7 @@ def test_forged_dtype_flags_are_ignored_not_trusted(tmp_path):
     """numpy's dtype.__setstate__ trusts pickled flags; the restricted unpickler rebuilds dtypes itself."""
     for flags in (1, 8, 63, 255):
         path = tmp_path / f"forged{flags}.dat"
-        path.write_bytes(fuzz.forged_dtype_flags(flags))
+        path.write_bytes(structured.forged_dtype_flags(flags))
         clouds, _ = safe_pickle_load(path)
         assert clouds[0].dtype == np.float32 and clouds[0].dtype.flags == 0 and not clouds[0].dtype.hasobject
         np.testing.assert_array_equal(clouds[0], np.ones((64, 6), np.float32))
@@ -109,7 +103,7 @@ def test_restricted_unpickler_round_trips_numpy(tmp_path, protocol):
 )
 def test_npy_headers_declaring_huge_arrays(tmp_path, shape):
     path = tmp_path / "huge.npy"
-    path.write_bytes(fuzz.npy_header("<f4", shape))
+    path.write_bytes(structured.npy_header("<f4", shape))
     tic = time.perf_counter()
     with pytest.raises(DataError, match=r"huge\.npy: is not a valid numpy file"):
         read_point_file(path)
@@ -154,7 +148,7 @@ def test_coordinates_near_float32_max_normalise_without_overflow(tmp_path):
 def test_mesh_and_folder_names_that_are_not_utf8(tmp_path):
     odd = os.fsdecode(b"caf\xe9")
     (tmp_path / odd).mkdir()
-    (tmp_path / odd / f"{odd}.off").write_bytes(fuzz.mesh_bytes("off"))
+    (tmp_path / odd / f"{odd}.off").write_bytes(valid_files.mesh_bytes("off"))
     dataset = build_dataset("folder", str(tmp_path), None, 32)
     assert dataset.classes == [odd] and dataset[0]["points"].shape == (32, 3)
 
@@ -164,9 +158,9 @@ def test_watchdog_interrupts_a_reader_that_never_returns(tmp_path):
         while True:
             time.sleep(0.01)
 
-    target = fuzz.Target("hang", "", dict, (), hang, None)
+    target = targets.Target("hang", "", dict, (), hang, None)
     tic = time.perf_counter()
-    outcome = fuzz.run_case(target, fuzz.Case({}, "", "nothing"), tmp_path / "in", tmp_path / "m", timeout=0.5)
+    outcome = cases.run_case(target, cases.Case({}, "", "nothing"), tmp_path / "in", tmp_path / "m", timeout=0.5)
     assert outcome.kind == "TIMEOUT" and time.perf_counter() - tic < 3
 
 
@@ -174,13 +168,13 @@ def test_an_error_that_does_not_name_the_file_is_a_failure(tmp_path):
     def vague(root):
         raise DataError(None, "something is wrong")
 
-    target = fuzz.Target("vague", "", dict, (), vague, None)
-    case = fuzz.Case({"f.npy": b"x"}, "f.npy", "x")
-    assert fuzz.run_case(target, case, tmp_path / "in", tmp_path / "m", timeout=5).kind == "UNNAMED"
+    target = targets.Target("vague", "", dict, (), vague, None)
+    case = cases.Case({"f.npy": b"x"}, "f.npy", "x")
+    assert cases.run_case(target, case, tmp_path / "in", tmp_path / "m", timeout=5).kind == "UNNAMED"
 
 
 def test_torch_checkpoint_with_huge_declared_config_is_refused_before_allocating(tmp_path):
-    encoder_file = fuzz.encoder_files()["encoder.pth"]
+    encoder_file = valid_files.encoder_files()["encoder.pth"]
     state = torch.load(io.BytesIO(encoder_file), weights_only=True)
     for change in ({"dim": 10**6}, {"depth": 10**6}, {"mlp_ratio": 1e12}):
         state["config"] = {**state["config"], **change}
