@@ -66,10 +66,14 @@ EXAMPLES = {
     "svm": "act3d svm --config svm_modelnet10_cpu init=runs/pretrain/encoder.pth   (or init=random)",
     "embed": "act3d embed runs/pretrain/encoder.pth meshes/ --out features.npy",
     "presets": "act3d presets",
+    "data": "act3d data check data/ScanObjectNN",
     "pipeline": "act3d pipeline --config pipeline_cpu stage1.train.epochs=2",
     "demo": "act3d demo --device cpu",
 }
 """One runnable line per command, shown at the end of its ``--help``."""
+
+DATA_LAYOUTS = ("shapenet55", "modelnet", "modelnet_fewshot", "scanobjectnn", "shapenetpart", "npz", "folder")
+"""The layouts ``act3d data check --dataset`` names (act3d.data.doctor.LAYOUTS; kept here for a fast ``--help``)."""
 
 DEVICE_HELP = "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"
 
@@ -112,6 +116,19 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "(128), modelnet8k (512); official checkpoints do not record them",
     )
     _command(sub, "presets", "list the config presets shipped in the package")
+    data = _command(sub, "data", "data tools: `act3d data check ROOT` (the data doctor)")
+    check = data.add_subparsers(dest="action", required=True, metavar="<action>").add_parser(
+        "check",
+        help="which layout ROOT holds and everything that would stop training on it (writes nothing)",
+        description="Read ROOT with the readers training uses; exit 0 only when complete and readable.",
+        epilog=f"example:\n  {EXAMPLES['data']}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("root", help="the dataset folder")
+    check.add_argument("--dataset", help="the layout, when not detected: " + ", ".join(DATA_LAYOUTS))
+    check.add_argument("--limit", type=int, metavar="N", help="read at most N samples per split (default: all)")
+    check.add_argument("--subset", action="store_true", help="a partial copy: counts below the official ones warn")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
     for name, text in (
         ("pipeline", "the whole chain: stage I → stage II → linear SVM + fine-tuning, one run folder"),
         ("demo", "the pipeline on the built-in synthetic shapes, sized for a CPU (preset pipeline_cpu)"),
@@ -151,8 +168,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Read a command line; a command's options and ``key=value`` overrides may come in any order."""
     argv = sys.argv[1:] if argv is None else list(argv)
     parser, commands = build_parsers()
-    if not argv or argv[0] not in commands:
-        return parser.parse_args(argv)  # help, the list of commands, or the error naming them
+    if not argv or argv[0] not in commands or argv[0] == "data":
+        return parser.parse_args(argv)  # help, the list of commands, nested commands, or the error naming them
     args = commands[argv[0]].parse_intermixed_args(argv[1:])
     args.command = argv[0]
     return args
@@ -261,12 +278,19 @@ def run_pipeline_command(args: argparse.Namespace) -> None:
     _print_results(run_dir)
 
 
+def run_data_command(args: argparse.Namespace) -> int:
+    from act3d.tasks.data_check import run_data_check
+
+    return run_data_check(args.root, args.dataset, args.limit, args.subset, args.json)
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
     **{name: (lambda args: run_train_command(args.command, args)) for name in TRAIN_COMMANDS},
     "fewshot": run_fewshot_command,
     "svm": run_svm_command,
     "embed": run_embed_command,
     "presets": lambda args: print("\n".join(preset_names())),
+    "data": run_data_command,
     "pipeline": run_pipeline_command,
     "demo": run_pipeline_command,
 }
@@ -276,11 +300,11 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        HANDLERS[args.command](args)
+        status = HANDLERS[args.command](args)
     except Act3dError as err:
         print(f"act3d: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return status if isinstance(status, int) else 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from pathlib import Path
@@ -15,12 +14,18 @@ import torch
 from act3d.data import ModelNet40, ModelNetFewShot, ScanObjectNN, ShapeNet55, ShapeNetPart, build_dataset
 from act3d.data.scanobjectnn import CLASSES as SCAN_CLASSES
 from act3d.errors import ConfigError, DataError
-
-RNG = np.random.default_rng(0)
-
-
-def _cloud(n: int, columns: int = 3) -> np.ndarray:
-    return RNG.normal(size=(n, columns)).astype(np.float32)
+from layouts import (
+    MN_CLASSES,
+    SN_TEST,
+    SN_TRAIN,
+    cloud,
+    fewshot_fold,
+    modelnet_tree,
+    scan_h5,
+    scanobjectnn_tree,
+    shapenet55_tree,
+    shapenetpart_tree,
+)
 
 
 def _check_item(item: dict[str, torch.Tensor], npoints: int) -> None:
@@ -29,22 +34,8 @@ def _check_item(item: dict[str, torch.Tensor], npoints: int) -> None:
 
 
 # ---------------------------------------------------------------- ShapeNet-55
-SN_TRAIN = ["02691156-a1.npy", "02691156-a2.npy", "03001627-c1.npy"]
-SN_TEST = ["03001627-c2.npy", "04379243-t1.npy"]
-
-
-def _shapenet55(root: Path, folder: str = "shapenet_pc", lists_in: str = "ShapeNet-55", columns: int = 3) -> Path:
-    (root / folder).mkdir(parents=True)
-    for name in SN_TRAIN + SN_TEST:
-        np.save(root / folder / name, _cloud(64, columns))
-    (root / lists_in).mkdir(parents=True, exist_ok=True)
-    (root / lists_in / "train.txt").write_text("\n".join(SN_TRAIN) + "\n")
-    (root / lists_in / "test.txt").write_text("\n".join(SN_TEST) + "\n")
-    return root
-
-
 def test_shapenet55_reads_splits(tmp_path: Path) -> None:
-    root = _shapenet55(tmp_path / "ShapeNet55-34")
+    root = shapenet55_tree(tmp_path / "ShapeNet55-34")
     train, test, both = (ShapeNet55(root, s, npoints=32) for s in ("train", "test", "all"))
     assert (len(train), len(test), len(both)) == (3, 2, 5)
     assert train.classes == test.classes == ["02691156", "03001627", "04379243"]
@@ -56,7 +47,7 @@ def test_shapenet55_reads_splits(tmp_path: Path) -> None:
 
 def test_shapenet55_layout_variants(tmp_path: Path) -> None:
     """The DATASET.md folder name (6 columns: first 3 used) and split lists copied into root."""
-    root = _shapenet55(tmp_path, folder="shapenet_pc_masksurf_with_normal", lists_in=".", columns=6)
+    root = shapenet55_tree(tmp_path, folder="shapenet_pc_masksurf_with_normal", lists_in=".", columns=6)
     ds = ShapeNet55(root, "train", npoints=16)
     assert len(ds) == 3 and ds[0]["points"].shape == (16, 3)
     subset = tmp_path / "mine.txt"
@@ -65,7 +56,7 @@ def test_shapenet55_layout_variants(tmp_path: Path) -> None:
 
 
 def test_shapenet55_missing_split_list_says_where_to_get_it(tmp_path: Path) -> None:
-    root = _shapenet55(tmp_path)
+    root = shapenet55_tree(tmp_path)
     (root / "ShapeNet-55" / "test.txt").unlink()
     with pytest.raises(DataError, match=r"ShapeNet-55/test\.txt: does not exist.*no split lists.*Point-MAE"):
         ShapeNet55(root, "all")
@@ -73,7 +64,7 @@ def test_shapenet55_missing_split_list_says_where_to_get_it(tmp_path: Path) -> N
 
 
 def test_shapenet55_missing_cloud_is_named(tmp_path: Path) -> None:
-    root = _shapenet55(tmp_path)
+    root = shapenet55_tree(tmp_path)
     (root / "shapenet_pc" / SN_TRAIN[1]).unlink()
     with pytest.raises(DataError, match=rf"{SN_TRAIN[1]}: does not exist but is listed in .*train\.txt \(1 of 3"):
         ShapeNet55(root, "train")
@@ -84,25 +75,8 @@ def test_shapenet55_missing_cloud_is_named(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- ModelNet
-MN_CLASSES = ["airplane", "night_stand", "toilet"]
-MN_TRAIN = ["airplane_0001", "night_stand_0001", "night_stand_0002", "toilet_0001"]
-MN_TEST = ["airplane_0002", "toilet_0002"]
-
-
-def _modelnet(root: Path, prefix: str = "modelnet40") -> Path:
-    folder = root / "modelnet40_normal_resampled"
-    for name in MN_TRAIN + MN_TEST:
-        cls = name.rpartition("_")[0]
-        (folder / cls).mkdir(parents=True, exist_ok=True)
-        np.savetxt(folder / cls / f"{name}.txt", _cloud(100, 6), delimiter=",", fmt="%.6f")
-    (folder / f"{prefix}_shape_names.txt").write_text("\n".join(MN_CLASSES) + "\n")
-    (folder / f"{prefix}_train.txt").write_text("\n".join(MN_TRAIN) + "\n")
-    (folder / f"{prefix}_test.txt").write_text("\n".join(MN_TEST) + "\n")
-    return folder
-
-
 def test_modelnet40_reads_txt_files(tmp_path: Path) -> None:
-    folder = _modelnet(tmp_path)
+    folder = modelnet_tree(tmp_path)
     for root in (tmp_path, folder):  # the folder itself or its parent
         ds = ModelNet40(root, "train", npoints=50, sampling="random")
         assert len(ds) == 4 and ds.classes == MN_CLASSES and ds.labels.tolist() == [0, 1, 1, 2]
@@ -114,15 +88,15 @@ def test_modelnet40_reads_txt_files(tmp_path: Path) -> None:
 
 
 def test_modelnet10_uses_its_own_lists(tmp_path: Path) -> None:
-    _modelnet(tmp_path, prefix="modelnet10")
+    modelnet_tree(tmp_path, prefix="modelnet10")
     assert len(ModelNet40(tmp_path, "test", num_category=10, sampling="random")) == 2
     with pytest.raises(DataError, match=r"modelnet40_shape_names\.txt"):
         ModelNet40(tmp_path, "test")
 
 
 def test_modelnet40_reads_the_official_cache_safely(tmp_path: Path) -> None:
-    folder = _modelnet(tmp_path)
-    clouds = [_cloud(200, 6) for _ in range(3)]
+    folder = modelnet_tree(tmp_path)
+    clouds = [cloud(200, 6) for _ in range(3)]
     labels = [np.array([k], dtype=np.int32) for k in (2, 0, 1)]
     (folder / "modelnet40_test_8192pts_fps.dat").write_bytes(pickle.dumps([clouds, labels]))
     ds = ModelNet40(tmp_path, "test", npoints=200, normalize=False)
@@ -135,7 +109,7 @@ def test_modelnet40_reads_the_official_cache_safely(tmp_path: Path) -> None:
 
 
 def test_modelnet40_bad_inputs(tmp_path: Path) -> None:
-    folder = _modelnet(tmp_path)
+    folder = modelnet_tree(tmp_path)
     (folder / "modelnet40_train.txt").write_text("airplane_0001\nchair_0001\n")
     with pytest.raises(DataError, match=r"modelnet40_train\.txt: line 2 'chair_0001' has class 'chair', which is not"):
         ModelNet40(tmp_path, "train")
@@ -149,18 +123,9 @@ def test_modelnet40_bad_inputs(tmp_path: Path) -> None:
         ModelNet40(tmp_path, "test", num_category=20)
 
 
-def _fewshot_fold(path: Path, way: int = 2, shot: int = 3) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = {
-        split: [(_cloud(128, 6), label, orig) for label, orig in enumerate((8, 0)) for _ in range(n)]
-        for split, n in (("train", shot), ("test", 2))
-    }
-    path.write_bytes(pickle.dumps(data))
-
-
 @pytest.mark.parametrize("folder", ["5way10shot", "5way_10shot"])
 def test_modelnet_fewshot_reads_both_folder_names(tmp_path: Path, folder: str) -> None:
-    _fewshot_fold(tmp_path / "ModelNetFewshot" / folder / "3.pkl")
+    fewshot_fold(tmp_path / "ModelNetFewshot" / folder / "3.pkl")
     ds = ModelNetFewShot(tmp_path, way=5, shot=10, fold=3, split="train", npoints=64, sampling="random")
     assert len(ds) == 6 and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
     assert ds.classes == ["chair", "airplane", "class_2", "class_3", "class_4"]
@@ -182,25 +147,9 @@ def test_modelnet_fewshot_malicious_pickle(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- ScanObjectNN
-def _h5(path: Path, samples: int = 6, points: int = 64, labels: np.ndarray | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w") as f:
-        f["data"] = RNG.normal(size=(samples, points, 3)).astype(np.float32)
-        f["label"] = np.arange(samples) % 15 if labels is None else labels
-
-
-def _scanobjectnn(root: Path) -> Path:
-    h5 = root / "ScanObjectNN" / "h5_files"
-    for split in ("training", "test"):
-        _h5(h5 / "main_split" / f"{split}_objectdataset.h5")
-        _h5(h5 / "main_split" / f"{split}_objectdataset_augmentedrot_scale75.h5", samples=9)
-        _h5(h5 / "main_split_nobg" / f"{split}_objectdataset.h5", samples=4)
-    return h5
-
-
 @pytest.mark.parametrize(("variant", "count"), [("OBJ_BG", 6), ("OBJ_ONLY", 4), ("PB_T50_RS", 9), ("pb_t50_rs", 9)])
 def test_scanobjectnn_variants_and_roots(tmp_path: Path, variant: str, count: int) -> None:
-    h5 = _scanobjectnn(tmp_path)
+    h5 = scanobjectnn_tree(tmp_path)
     for root in (h5.parent, h5, h5 / "main_split", h5 / "main_split_nobg"):
         ds = ScanObjectNN(root, variant, "train", npoints=64)
         assert len(ds) == count and ds.classes == SCAN_CLASSES and ds.num_classes == 15
@@ -211,16 +160,16 @@ def test_scanobjectnn_variants_and_roots(tmp_path: Path, variant: str, count: in
 
 
 def test_scanobjectnn_bad_files(tmp_path: Path) -> None:
-    h5 = _scanobjectnn(tmp_path)
+    h5 = scanobjectnn_tree(tmp_path)
     target = h5 / "main_split" / "test_objectdataset.h5"
-    target.write_bytes(RNG.bytes(2048))
+    target.write_bytes(np.random.default_rng(0).bytes(2048))
     with pytest.raises(DataError, match=r"test_objectdataset\.h5: is not a readable HDF5 file"):
         ScanObjectNN(h5, "OBJ_BG", "test")
     with h5py.File(target, "w") as f:
         f["data"] = np.zeros((2, 8, 3), np.float32)
     with pytest.raises(DataError, match=r"test_objectdataset\.h5: has no dataset 'label'"):
         ScanObjectNN(h5, "OBJ_BG", "test")
-    _h5(target, samples=3, labels=np.array([0, 15, 2]))
+    scan_h5(target, samples=3, labels=np.array([0, 15, 2]))
     with pytest.raises(DataError, match=r"test_objectdataset\.h5: label 15 of sample 1 is outside 0\.\.14"):
         ScanObjectNN(h5, "OBJ_BG", "test")
     with pytest.raises(ConfigError, match="variant must be one of"):
@@ -230,27 +179,8 @@ def test_scanobjectnn_bad_files(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- ShapeNetPart
-SYNSETS = {"Airplane": "02691156", "Mug": "03797390"}
-
-
-def _shapenetpart(root: Path) -> Path:
-    folder = root / "shapenetcore_partanno_segmentation_benchmark_v0_normal"
-    (folder / "train_test_split").mkdir(parents=True)
-    (folder / "synsetoffset2category.txt").write_text("".join(f"{c}\t{s}\n" for c, s in SYNSETS.items()))
-    shapes = {"train": ["02691156/p1", "03797390/m1"], "val": ["02691156/p2"], "test": ["03797390/m2"]}
-    for split, names in shapes.items():
-        entries = [f"shape_data/{n}" for n in names]
-        (folder / "train_test_split" / f"shuffled_{split}_file_list.json").write_text(json.dumps(entries))
-        for name in names:
-            parts = [0, 1, 2, 3] if name.startswith("02691156") else [36, 37]
-            table = np.column_stack([_cloud(60, 6), np.resize(parts, 60)])
-            (folder / name).parent.mkdir(exist_ok=True)
-            np.savetxt(folder / f"{name}.txt", table, fmt="%.6f")
-    return folder
-
-
 def test_shapenetpart_reads_parts(tmp_path: Path) -> None:
-    folder = _shapenetpart(tmp_path)
+    folder = shapenetpart_tree(tmp_path)
     ds = ShapeNetPart(tmp_path, "trainval", npoints=40)
     assert len(ds) == 3 and ds.labels.tolist() == [0, 11, 0]
     assert ds.num_classes == 16 and ds.num_parts == 50 and ds.part_classes["Mug"] == [36, 37]
@@ -269,18 +199,18 @@ def test_shapenetpart_reads_parts(tmp_path: Path) -> None:
 
 
 def test_shapenetpart_bad_part_id(tmp_path: Path) -> None:
-    folder = _shapenetpart(tmp_path)
-    table = np.column_stack([_cloud(5, 6), [36, 37, 5, 36, 37]])
+    folder = shapenetpart_tree(tmp_path)
+    table = np.column_stack([cloud(5, 6), [36, 37, 5, 36, 37]])
     np.savetxt(folder / "03797390" / "m2.txt", table, fmt="%.6f")
     with pytest.raises(DataError, match=r"m2\.txt: has part id 5 \(1 points\), which is not a part of Mug"):
         ShapeNetPart(tmp_path, "test")[0]
-    np.savetxt(folder / "03797390" / "m2.txt", _cloud(5, 6), fmt="%.6f")
+    np.savetxt(folder / "03797390" / "m2.txt", cloud(5, 6), fmt="%.6f")
     with pytest.raises(DataError, match=r"m2\.txt: has 6 columns, expected 7"):
         ShapeNetPart(tmp_path, "test")[0]
 
 
 def test_shapenetpart_bad_lists(tmp_path: Path) -> None:
-    folder = _shapenetpart(tmp_path)
+    folder = shapenetpart_tree(tmp_path)
     (folder / "train_test_split" / "shuffled_val_file_list.json").write_text('["shape_data/99999999/x"]')
     with pytest.raises(DataError, match=r"shuffled_val_file_list\.json: lists synset 99999999"):
         ShapeNetPart(tmp_path, "val")
@@ -298,7 +228,7 @@ def test_shapenetpart_bad_lists(tmp_path: Path) -> None:
 def test_default_fps_matches_ops_and_is_cached(tmp_path: Path) -> None:
     from act3d.ops import farthest_point_sample
 
-    _modelnet(tmp_path)
+    modelnet_tree(tmp_path)
     ds = ModelNet40(tmp_path, "train", npoints=24, normalize=False)
     item = ds[2]
     raw = torch.from_numpy(np.loadtxt(ds.files[2], delimiter=",", dtype=np.float32)[:, :3])
@@ -311,8 +241,8 @@ def test_default_fps_matches_ops_and_is_cached(tmp_path: Path) -> None:
 def test_in_memory_clouds_of_different_sizes_get_per_cloud_fps(tmp_path: Path) -> None:
     from act3d.ops import farthest_point_sample
 
-    folder = _modelnet(tmp_path)
-    clouds = [_cloud(n, 6) for n in (200, 150, 90, 300)]
+    folder = modelnet_tree(tmp_path)
+    clouds = [cloud(n, 6) for n in (200, 150, 90, 300)]
     labels = [np.array([k], dtype=np.int32) for k in (2, 0, 1, 1)]
     (folder / "modelnet40_test_8192pts_fps.dat").write_bytes(pickle.dumps([clouds, labels]))
     ds = ModelNet40(tmp_path, "test", npoints=100, normalize=False)
@@ -326,12 +256,12 @@ def test_in_memory_clouds_of_different_sizes_get_per_cloud_fps(tmp_path: Path) -
 
 
 def test_build_dataset_official_names(tmp_path: Path) -> None:
-    _shapenet55(tmp_path / "sn")
-    _modelnet(tmp_path / "mn")
-    _modelnet(tmp_path / "mn10", prefix="modelnet10")
-    _fewshot_fold(tmp_path / "fs" / "10way20shot" / "1.pkl")
-    scan = _scanobjectnn(tmp_path / "so")
-    _shapenetpart(tmp_path / "sp")
+    shapenet55_tree(tmp_path / "sn")
+    modelnet_tree(tmp_path / "mn")
+    modelnet_tree(tmp_path / "mn10", prefix="modelnet10")
+    fewshot_fold(tmp_path / "fs" / "10way20shot" / "1.pkl")
+    scan = scanobjectnn_tree(tmp_path / "so")
+    shapenetpart_tree(tmp_path / "sp")
     built = {
         "shapenet55": build_dataset("shapenet55", str(tmp_path / "sn"), "all", 32),
         "modelnet40": build_dataset("modelnet40", str(tmp_path / "mn"), "test", 32, sampling="random"),
