@@ -64,3 +64,17 @@ def test_split_tokens_matches_boolean_indexing_and_checks_the_count():
     torch.testing.assert_close(take_tokens(x, masked), x[mask].reshape(5, 12, 4, 3), rtol=0, atol=0)
     with pytest.raises(ValueError, match="must hide 11 of its 20 tokens"):
         split_tokens(mask, 11)
+
+
+def test_distillation_floors_fire_on_a_mean_predictor_and_on_sampling_noise():
+    from act3d.objectives import distillation_floors, masked_feature_loss
+
+    torch.manual_seed(0)
+    target = torch.randn(4, 6, 16)
+    batch_mean, redraw = distillation_floors(target, target.clone())
+    assert redraw.item() < 1e-6, "a noiseless teacher has no redraw floor"
+    mean = target.mean(dim=(0, 1), keepdim=True).expand_as(target)
+    assert batch_mean.item() == pytest.approx(masked_feature_loss(mean, target).item())
+    constant = torch.ones(1, 1, 16) + 0.01 * torch.randn(4, 6, 16)  # targets that do not depend on the input
+    assert distillation_floors(constant, constant.flip(0))[0].item() < 1e-3, "the mean predictor is perfect"
+    assert distillation_floors(target, torch.randn(4, 6, 16))[1].item() > 0.5, "independent draws: a high floor"

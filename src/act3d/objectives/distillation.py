@@ -26,6 +26,20 @@ def masked_feature_loss(pred: torch.Tensor, target: torch.Tensor, kind: DistillL
     return F.mse_loss(pred, target)
 
 
+def distillation_floors(
+    target: torch.Tensor, redraw: torch.Tensor, kind: DistillLoss = "cosine"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two floors a stage-II loss is read against; target, redraw (B, M, C) → two scalars.
+
+    ``batch_mean``: the loss of predicting every masked token as the batch's mean target, what a
+    student that learned nothing about its input scores. ``redraw``: the loss between the target and
+    a second, independent target draw for the same input (the teacher's sampling noise), below which
+    no student can go on average.
+    """
+    mean = target.float().mean(dim=(0, 1), keepdim=True).expand_as(target)
+    return masked_feature_loss(mean, target, kind), masked_feature_loss(redraw, target, kind)
+
+
 def masked_patch_loss(pred: torch.Tensor, patches: torch.Tensor) -> torch.Tensor:
     """Point-MAE: pred (B, M, K·3) vs true masked patches (B, M, K, 3) → Chamfer-L2, mean over patches."""
     b, m, k, _ = patches.shape

@@ -18,7 +18,7 @@ from act3d.models.cross_modal_teacher import CrossModalTeacher
 from act3d.models.encoder_io import save_encoder
 from act3d.models.masked import MaskedPointModel, MaskingConfig, take_tokens
 from act3d.models.point_transformer import EncoderConfig, PointEncoder
-from act3d.objectives import masked_feature_loss, masked_patch_loss
+from act3d.objectives import distillation_floors, masked_feature_loss, masked_patch_loss
 from act3d.tasks.common import build_split, check_patches_fit, eval_loader, train_and_test_sets
 from act3d.tasks.svm import extract_features, linear_svm_accuracy
 
@@ -124,12 +124,7 @@ class PretrainTask(TaskHooks):
         if not floors:
             return (loss,)
         redraw = take_tokens(self.teacher.targets(patches, centers, self.config.target), masked)
-        mean = target.float().mean(dim=(0, 1), keepdim=True).expand_as(target)
-        return (
-            loss,
-            masked_feature_loss(mean, target, self.config.loss),
-            masked_feature_loss(redraw, target, self.config.loss),
-        )
+        return (loss, *distillation_floors(target, redraw, self.config.loss))
 
     def training_step(self, model: nn.Module, batch: dict[str, torch.Tensor], global_step: int):
         return self.losses(model, batch["points"], global_step), {}
