@@ -274,3 +274,9 @@ def test_build_dataset_official_names(tmp_path: Path) -> None:
     }
     assert [len(ds) for ds in built.values()] == [5, 2, 4, 4, 4, 1]
     assert built["modelnet_fewshot"].num_classes == 10 and built["modelnet10"].num_classes == 3
+
+
+def test_an_option_of_another_dataset_is_a_config_error_saying_how_to_clear_it(tmp_path: Path) -> None:
+    root = modelnet_tree(tmp_path)
+    with pytest.raises(ConfigError, match=r"dataset 'modelnet40' has no option 'num_per_class'.*data\.options=\{\}"):
+        build_dataset("modelnet40", str(root), "train", 32, num_per_class=3)

@@ -53,7 +53,16 @@ def build_dataset(name: str, root: str | None, split: str, npoints: int, **kwarg
         raise ConfigError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}")
     if root is None and name != "synthetic":
         raise ConfigError(f"dataset {name!r} needs a root folder")
-    dataset = DATASETS[name](root, split, npoints, **kwargs)
+    try:
+        dataset = DATASETS[name](root, split, npoints, **kwargs)
+    except TypeError as err:
+        if "unexpected keyword argument" not in str(err):
+            raise
+        option = str(err).rsplit("argument", 1)[-1].strip()
+        raise ConfigError(
+            f"dataset {name!r} has no option {option} (data.options: {sorted(kwargs)}); a preset's options "
+            "for another dataset are cleared with data.options={}"
+        ) from None
     if len(dataset) == 0:
         raise DataError(root, f"split {split!r} of dataset {name!r} has no samples")
     return dataset
