@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from act3d.errors import CheckpointError
+from act3d.errors import CheckpointError, ConfigError
 from act3d.models.autoencoder import AutoencoderConfig, TeacherConfig, build_autoencoder
 from act3d.models.cross_modal_teacher import CrossModalTeacher
 
@@ -72,3 +72,61 @@ def test_a_checkpoint_with_a_broken_stage1_config_is_refused(tmp_path):
     torch.save(state, tmp_path / "other.pth")
     with pytest.raises(CheckpointError, match=r"other\.pth"):
         CrossModalTeacher.from_checkpoint(tmp_path / "other.pth", SIZES.num_groups, SIZES.group_size)
+
+
+OFFICIAL_NAMES = {  # our prefix -> the prefix ACTPromptedDiscreteVAEwithVIT (official models/dvae.py) uses
+    "patch_embed.": "encoder.",
+    "to_teacher.": "proj_pre.",
+    "from_teacher.": "proj_post.",
+    "teacher.pos_embed.": "visual_pos_embed.",
+    "teacher.prompt_tokens": "visual_prompt_token",
+    "teacher.prompt_pos": "visual_prompt_pos",
+    "teacher.deep_prompt_tokens": "deep_prompt_tokens",
+    "teacher.deep_prompt_pos": "deep_prompt_pos",
+    "teacher.teacher.blocks.": "visual_embed.0.",
+    "teacher.teacher.norm.": "visual_embed.1.",
+}
+OFFICIAL_TRUNK = TeacherConfig(name="random:vit_base_patch16_384", num_blocks=2, prompts=3)
+
+
+def official_checkpoint(path, trunk=OFFICIAL_TRUNK):
+    """Our autoencoder's weights written as the official stage-I runner saves its model: official key
+    names under 'module.', Conv1d weights (out, in, 1) in the PointNet and the folding decoder."""
+    torch.manual_seed(0)
+    autoencoder = build_autoencoder(trunk, SIZES)
+    state = {}
+    for key, value in autoencoder.state_dict().items():
+        if trunk.prompts == 0 and "prompt" in key:
+            continue  # the official model has no prompt tensors without prompts
+        conv = key.startswith(("patch_embed.", "decoder.final_conv.")) and key.endswith(".weight") and value.ndim == 2
+        ours = next((prefix for prefix in OFFICIAL_NAMES if key.startswith(prefix)), None)
+        name = key if ours is None else OFFICIAL_NAMES[ours] + key.removeprefix(ours)
+        state[f"module.{name}"] = value[..., None] if conv else value
+    torch.save({"base_model": state, "optimizer": {}, "epoch": 299, "metrics": {}}, path)
+    return autoencoder
+
+
+@pytest.mark.parametrize("prompts", [3, 0])
+def test_the_official_act_stage_one_release_converts_to_the_same_targets(tmp_path, prompts):
+    trunk = OFFICIAL_TRUNK.model_copy(update={"prompts": prompts, "prompt_mode": "deep" if prompts else "none"})
+    autoencoder = official_checkpoint(tmp_path / "ckpt_act_dvae.pth", trunk).train()
+    teacher = CrossModalTeacher.from_checkpoint(tmp_path / "ckpt_act_dvae.pth", SIZES.num_groups, SIZES.group_size)
+    patches, centers = inputs()
+    torch.manual_seed(1)
+    expected = autoencoder.targets(patches, centers, "sample")
+    torch.manual_seed(1)
+    torch.testing.assert_close(teacher.targets(patches, centers, "sample"), expected)
+    assert "official ACT stage I" in teacher.source and "vit_base_patch16_384" in teacher.source
+    prompted = teacher.autoencoder.teacher
+    assert prompted.num_prompts == prompts and len(prompted.teacher.blocks) == 2
+
+
+def test_an_official_checkpoint_with_a_clip_trunk_or_other_patches_is_refused_by_name(tmp_path):
+    official_checkpoint(tmp_path / "a.pth")
+    with pytest.raises(ConfigError, match=r"trained on 8×8 patches, the student uses 8×32"):
+        CrossModalTeacher.from_checkpoint(tmp_path / "a.pth", 8, 32)
+    ckpt = torch.load(tmp_path / "a.pth", weights_only=True)
+    ckpt["base_model"]["module.visual_embed.2.weight"] = torch.ones(768)
+    torch.save(ckpt, tmp_path / "clip.pth")
+    with pytest.raises(CheckpointError, match=r"CLIP or BERT trunk"):
+        CrossModalTeacher.from_checkpoint(tmp_path / "clip.pth", SIZES.num_groups, SIZES.group_size)

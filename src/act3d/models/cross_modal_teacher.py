@@ -42,7 +42,8 @@ class CrossModalTeacher(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, num_groups: int, group_size: int) -> CrossModalTeacher:
-        """The teacher of an ``act3d pretrain-teacher`` checkpoint, for a student of G × K patches.
+        """The teacher of an ``act3d pretrain-teacher`` checkpoint, or of the official ACT stage-I release
+        (``ckpt_act_dvae.pth``, converted by :func:`_convert_official_act`), for a student of G × K patches.
 
         Raises:
             CheckpointError: missing or unreadable file, not a stage-I checkpoint, weights that do not
@@ -51,13 +52,21 @@ class CrossModalTeacher(nn.Module):
         """
         ckpt = load_checkpoint(path)
         config = ckpt.get("config", {})
-        if config.get("task") != "pretrain-teacher" or "model" not in ckpt:
-            raise CheckpointError(f"{path}: not an `act3d pretrain-teacher` checkpoint")
-        try:
-            trunk = TeacherConfig.model_validate(config.get("teacher", {}))
-            sizes = AutoencoderConfig.model_validate(config.get("model", {}))
-        except ValueError as err:  # pydantic's ValidationError
-            raise CheckpointError(f"{path}: its stage-I config is not valid: {err}") from None
+        official = _official_state_dict(ckpt) if config.get("task") != "pretrain-teacher" else None
+        if official is not None:
+            trunk, sizes, weights = _convert_official_act(official, num_groups, path)
+        elif config.get("task") != "pretrain-teacher" or "model" not in ckpt:
+            raise CheckpointError(
+                f"{path}: neither an `act3d pretrain-teacher` checkpoint nor an official ACT stage-I one "
+                "(ACTPromptedDiscreteVAEwithVIT, keys 'codebook', 'dgcnn_1.*', 'visual_embed.*')"
+            )
+        else:
+            try:
+                trunk = TeacherConfig.model_validate(config.get("teacher", {}))
+                sizes = AutoencoderConfig.model_validate(config.get("model", {}))
+            except ValueError as err:  # pydantic's ValidationError
+                raise CheckpointError(f"{path}: its stage-I config is not valid: {err}") from None
+            weights = ckpt["model"]
         if (sizes.num_groups, sizes.group_size) != (num_groups, group_size):
             raise ConfigError(
                 f"{path}: teacher was trained on {sizes.num_groups}×{sizes.group_size} patches, "
@@ -67,12 +76,14 @@ class CrossModalTeacher(nn.Module):
         trunk = trunk.model_copy(update={"name": f"random:{name}", "weights": None})  # the weights are in ckpt
         autoencoder = build_autoencoder(trunk, sizes)
         try:
-            missing, unexpected = autoencoder.load_state_dict(ckpt["model"], strict=False)
+            missing, unexpected = autoencoder.load_state_dict(weights, strict=False)
         except RuntimeError as err:  # shapes that differ from the config's
             raise CheckpointError(f"{path}: does not match its own config: {err}") from None
+        missing = [k for k in missing if autoencoder.state_dict()[k].numel()]  # empty prompt tensors of 0 prompts
         if missing or unexpected:
             raise CheckpointError(f"{path}: does not match its own config: missing {missing}, unexpected {unexpected}")
-        return cls(autoencoder, f"stage-I teacher from {path} ({name})")
+        origin = "official ACT stage I" if official is not None else "act3d pretrain-teacher"
+        return cls(autoencoder, f"stage-I teacher from {path} ({origin}, {name})")
 
     @property
     def target_dim(self) -> int:
@@ -96,3 +107,72 @@ class CrossModalTeacher(nn.Module):
         how the pipeline's pictures show what a student predicted."""
         self._follow(features.device)
         return self.autoencoder.decoder(features)[1]
+
+
+_OFFICIAL_RENAMES = (
+    ("encoder.", "patch_embed."),
+    ("proj_pre.", "to_teacher."),
+    ("proj_post.", "from_teacher."),
+    ("visual_pos_embed.", "teacher.pos_embed."),
+    ("visual_prompt_token", "teacher.prompt_tokens"),
+    ("visual_prompt_pos", "teacher.prompt_pos"),
+    ("deep_prompt_tokens", "teacher.deep_prompt_tokens"),
+    ("deep_prompt_pos", "teacher.deep_prompt_pos"),
+    ("visual_embed.0.", "teacher.teacher.blocks."),
+    ("visual_embed.1.", "teacher.teacher.norm."),
+)
+"""Official ``ACTPromptedDiscreteVAEwithVIT`` key prefixes → ours (docs/checkpoints.md); ``codebook``,
+``dgcnn_1``, ``dgcnn_2`` and ``decoder`` keep their names."""
+
+_VIT_BY_WIDTH = {384: "vit_small_patch16_384", 768: "vit_base_patch16_384", 1024: "vit_large_patch16_384"}
+"""The timm trunk of an official checkpoint, by its width (the paper: ViT-B/16 at 384)."""
+
+
+def _official_state_dict(ckpt: dict) -> dict[str, torch.Tensor] | None:
+    """The state dict of an official ACT stage-I checkpoint (``base_model`` or ``model``), or None."""
+    for key in ("base_model", "model", "state_dict"):
+        state = ckpt.get(key)
+        if isinstance(state, dict):
+            state = {k.removeprefix("module."): v for k, v in state.items() if isinstance(k, str)}
+            if "codebook" in state and any(k.startswith("dgcnn_1.") for k in state):
+                return state
+    return None
+
+
+def _convert_official_act(
+    state: dict[str, torch.Tensor], num_groups: int, path: str | Path
+) -> tuple[TeacherConfig, AutoencoderConfig, dict[str, torch.Tensor]]:
+    """An official ACT stage-I state dict → (trunk config, sizes, our state dict).
+
+    The sizes are read from the weights (codebook, PointNet width, patch size from the coarse decoder,
+    trunk width and depth, prompts); the number of patches is not stored, so it is the student's
+    (the official stage I uses 64). Conv1d weights ``(out, in, 1)`` of the PointNet and decoder become
+    our Linear ``(out, in)``. CLIP or BERT trunks (``visual_embed`` of another shape) are refused.
+    """
+    if any(k.startswith("visual_embed.0.layer.") for k in state) or "visual_embed.2.weight" in state:
+        raise CheckpointError(f"{path}: an official ACT stage I with a CLIP or BERT trunk: only ViT trunks convert")
+    if not any(k.startswith("visual_embed.0.") for k in state):
+        raise CheckpointError(f"{path}: an official stage I without a pretrained trunk (visual_embed) does not convert")
+    width = state["proj_pre.weight"].shape[0]
+    if width not in _VIT_BY_WIDTH:
+        raise CheckpointError(f"{path}: trunk width {width} is none of the ViTs {sorted(_VIT_BY_WIDTH)}")
+    depth = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("visual_embed.0."))
+    prompts = state["visual_prompt_token"].shape[1] if "visual_prompt_token" in state else 0
+    mode = "deep" if "deep_prompt_tokens" in state else ("shallow" if prompts else "none")
+    trunk = TeacherConfig(name=f"random:{_VIT_BY_WIDTH[width]}", num_blocks=depth, prompts=prompts, prompt_mode=mode)
+    sizes = AutoencoderConfig(
+        num_groups=num_groups,
+        group_size=state["decoder.mlp.4.weight"].shape[0] // 3 * 4,  # 3 · K/4 coarse coordinates
+        encoder_dim=state["encoder.second_conv.3.weight"].shape[0],
+        codebook_size=state["codebook"].shape[0],
+        token_dim=state["codebook"].shape[1],
+    )
+    renamed = {}
+    for key, value in state.items():
+        for old, new in _OFFICIAL_RENAMES:
+            if key.startswith(old):
+                key = new + key.removeprefix(old)
+                break
+        conv = key.startswith(("patch_embed.", "decoder.final_conv.")) and value.ndim == 3 and value.shape[-1] == 1
+        renamed[key] = value[..., 0] if conv else value
+    return trunk, sizes, renamed
