@@ -7,7 +7,8 @@ import torch
 from timm.models.vision_transformer import Block
 from torch import nn
 
-from act3d.models.autoencoder import ACTAutoencoder
+from act3d.models.autoencoder import ACTAutoencoder, code_indices, sample_codes
+from act3d.models.dgcnn import CenterDGCNN
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import FrozenTeacher
 from act3d.objectives import codebook_kl, patch_chamfer_l1
@@ -171,3 +172,66 @@ def test_codebook_diversity_spares_peaked_tokens_and_fires_when_the_batch_shares
     assert codebook_diversity(spread, sharpness=1.0).item() == pytest.approx(0.0, abs=1e-5)
     h = -(torch.softmax(logits.double(), -1) * torch.log_softmax(logits.double(), -1)).sum(-1).mean()
     assert codebook_diversity(logits, sharpness=0.5).item() == pytest.approx(expected + 0.5 * float(h), rel=1e-4)
+
+
+def _edge_features_reference(f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The previous (and official) edge features: f (B, C, G) → (B, 2C, G, k) = [f_j − f_i, f_i], by a loop."""
+    b, c, g = f.shape
+    out = torch.empty(b, 2 * c, g, idx.shape[-1])
+    for bi in range(b):
+        for i in range(g):
+            for slot, j in enumerate(idx[bi, i].tolist()):
+                out[bi, :c, i, slot] = f[bi, :, j] - f[bi, :, i]
+                out[bi, c:, i, slot] = f[bi, :, i]
+    return out
+
+
+def _dgcnn_reference(dgcnn: CenterDGCNN, tokens: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """DGCNN with one Conv2d per edge (the official layout of the computation)."""
+    idx = dgcnn.neighbours(centers)
+    f = dgcnn.input_trans(tokens.transpose(1, 2))
+    outs = []
+    for layer in (dgcnn.layer1, dgcnn.layer2, dgcnn.layer3, dgcnn.layer4):
+        f = layer(_edge_features_reference(f, idx)).amax(dim=-1)
+        outs.append(f)
+    return dgcnn.layer5(torch.cat(outs, dim=1)).transpose(1, 2)
+
+
+def test_dgcnn_edge_convolution_by_two_products_matches_one_convolution_per_edge():
+    torch.manual_seed(0)
+    dgcnn = CenterDGCNN(12, 20)
+    tokens, centers = torch.randn(2, 9, 12, requires_grad=True), torch.randn(2, 9, 3)
+    fast = dgcnn(tokens, centers)
+    fast.square().sum().backward()
+    grads = [p.grad.clone() for p in dgcnn.parameters()] + [tokens.grad.clone()]
+    dgcnn.zero_grad()
+    tokens.grad = None
+    slow = _dgcnn_reference(dgcnn, tokens, centers)
+    slow.square().sum().backward()
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(grads, [p.grad for p in dgcnn.parameters()] + [tokens.grad], strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_decoding_code_indices_equals_decoding_their_one_hots():
+    torch.manual_seed(0)
+    model = make_autoencoder().eval()
+    centers = model.grouper(torch.randn(2, 128, 3))[1]
+    index = torch.randint(16, (2, 8))
+    one_hot = torch.nn.functional.one_hot(index, 16).float()
+    torch.testing.assert_close(
+        model.decode_indices(index, centers), model.decode_codes(one_hot, centers), rtol=0, atol=0
+    )
+
+
+def test_sampled_codes_follow_the_softmax_of_the_logits():
+    torch.manual_seed(0)
+    logits = torch.tensor([2.0, 0.0, -1.0, 1.0, -30.0]).expand(400, 100, 5)
+    counts = torch.bincount(sample_codes(logits).flatten(), minlength=5).double()
+    probs = logits[0, 0].softmax(-1).double()
+    n = counts.sum()
+    sigma = (n * probs * (1 - probs)).sqrt()
+    assert ((counts - n * probs).abs() <= 5 * sigma + 1).all(), (counts / n, probs)
+    assert counts[4] == 0 and sample_codes(torch.zeros(3, 4, 7)).max() < 7
+    peaked = torch.full((2, 3, 8), -50.0).index_fill(-1, torch.tensor([5]), 50.0)
+    assert (sample_codes(peaked) == 5).all() and (code_indices(peaked, "argmax") == 5).all()

@@ -30,15 +30,27 @@ PAPER_AUTOENCODER = dict(
 ``ACTAutoencoder``'s and ``AutoencoderConfig``'s defaults read them."""
 
 
+def sample_codes(logits: torch.Tensor) -> torch.Tensor:
+    """Code indices (B, G) int64 drawn from softmax(logits (B, G, V)): the code a hard Gumbel-softmax
+    sample at τ = 1 picks, with the same distribution, from one uniform per patch (inverse CDF) instead
+    of V Gumbel draws and a one-hot: the noise of the stage-II target costs B·G random numbers."""
+    cdf = logits.float().softmax(-1).cumsum(-1)
+    u = torch.rand((*cdf.shape[:-1], 1), device=cdf.device) * cdf[..., -1:]
+    return torch.searchsorted(cdf, u).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+
+
+def code_indices(logits: torch.Tensor, code: Literal["sample", "argmax"] = "sample") -> torch.Tensor:
+    """Hard code indices (B, G) from logits (B, G, V): a sample (:func:`sample_codes`) or the argmax."""
+    return sample_codes(logits) if code == "sample" else logits.argmax(-1)
+
+
 def select_codes(logits: torch.Tensor, code: TargetCode = "sample") -> torch.Tensor:
-    """Code weights (B, G, V) float32 from logits (B, G, V): a hard Gumbel sample at τ = 1 (``sample``),
-    the one-hot argmax (``argmax``) or the softmax (``soft``)."""
+    """Code weights (B, G, V) float32 from logits (B, G, V): the one-hot of a sample at τ = 1 (``sample``)
+    or of the argmax (``argmax``), or the softmax (``soft``)."""
     logits = logits.float()
-    if code == "sample":
-        return F.gumbel_softmax(logits, tau=1.0, hard=True, dim=-1)
-    if code == "argmax":
-        return F.one_hot(logits.argmax(-1), logits.shape[-1]).to(logits.dtype)
-    return logits.softmax(-1)
+    if code == "soft":
+        return logits.softmax(-1)
+    return F.one_hot(code_indices(logits, code), logits.shape[-1]).to(logits.dtype)
 
 
 @dataclass
@@ -120,7 +132,20 @@ class ACTAutoencoder(nn.Module):
 
         ``idx``: the centre graph from :meth:`code_logits`, reused when both DGCNNs have the same k.
         """
-        x = self.from_teacher(self.teacher(self.to_teacher(codes.to(self.codebook.dtype) @ self.codebook), centers))
+        return self.decode_vectors(codes.to(self.codebook.dtype) @ self.codebook, centers, idx)
+
+    def decode_indices(
+        self, index: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Code indices (B, G), centres (B, G, 3) → DGCNN₂ features (B, G, C); the same as
+        :meth:`decode_codes` of their one-hots, by a row lookup instead of a (B·G × V) @ (V × C) product."""
+        return self.decode_vectors(F.embedding(index, self.codebook), centers, idx)
+
+    def decode_vectors(
+        self, vectors: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Codebook-space vectors (B, G, C), centres (B, G, 3) → DGCNN₂ features (B, G, C)."""
+        x = self.from_teacher(self.teacher(self.to_teacher(vectors), centers))
         return self.dgcnn_2(x, centers, idx if self.dgcnn_2.k == self.dgcnn_1.k else None)
 
     @torch.no_grad()
@@ -131,7 +156,9 @@ class ACTAutoencoder(nn.Module):
         the most likely code; ``"soft"``: the softmax-weighted mix of codebook vectors.
         """
         logits, idx = self.code_logits(patches, centers)
-        return self.decode_codes(select_codes(logits, code), centers, idx)
+        if code == "soft":
+            return self.decode_codes(select_codes(logits, code), centers, idx)
+        return self.decode_indices(code_indices(logits, code), centers, idx)
 
     def trainable_parameters(self) -> list[tuple[str, nn.Parameter]]:
         """Everything but the frozen teacher's weights."""
