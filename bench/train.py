@@ -1,19 +1,29 @@
 """Training-step throughput: stage I, stage II and fine-tuning, at paper size and at the CPU presets.
 
-    python bench/train.py            # CPU: paper sizes at a reduced batch, and the CPU presets
-    python bench/train.py --quick    # smoke run
+    python bench/train.py                              # CPU: paper sizes at a reduced batch, and the CPU presets
+    python bench/train.py --repeats 3 --baseline-src /tmp/old/src   # median of 3, and against older code
+    python bench/train.py --quick                      # smoke run
 
 Prints one Markdown table: samples/s, seconds per step, peak memory, model FLOPs per step (counted
-by torch.utils.flop_counter) and the fraction of this machine's dense float32 matmul throughput,
-measured in the same run. Each configuration runs in its own subprocess so that peak memory is its
+by torch.utils.flop_counter) and the fraction of the dense float32 matmul throughput that the same
+process measured right before the case (so that the fraction does not swing with the machine's load).
+With ``--repeats N`` each figure is the median of N runs. With ``--baseline-src DIR`` every case also
+runs with ``DIR`` (the ``src`` folder of another checkout, e.g. a ``git worktree`` of an older commit)
+on the import path, interleaved with the current code, and the table adds the speed-up (baseline
+s/step ÷ current s/step). Each configuration runs in its own subprocess so that peak memory is its
 own. On CUDA it runs in bf16 autocast, with and without torch.compile.
+
+FLOPs are the model's as executed: code that removes wasted work (a one-hot product, per-edge
+products) lowers the FLOP count as well as the time, so compare s/step, not only the fraction.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -34,6 +44,12 @@ CASES = {
     "stage II, CPU preset": ("stage2", ["@pretrain_cpu"], 16, 16),
     "fine-tune, paper (1024 pts, 64×32)": ("finetune", ["data.npoints=1024"], 8, 32),
     "fine-tune, CPU preset": ("finetune", ["@classify_cpu"], 16, 16),
+    "fine-tune, ScanObjectNN size (2048 pts, 128×32)": (
+        "finetune",
+        ["data.npoints=2048", "model.num_groups=128"],
+        8,
+        32,
+    ),
 }
 
 
@@ -135,10 +151,12 @@ def build_step(
 
 
 def run_case(name: str, device_name: str, compile_: bool, steps: int) -> dict:
+    """One case, with the matmul throughput of this process measured right before it."""
     task, overrides, cpu_batch, gpu_batch = CASES[name]
     device = torch.device(device_name)
     batch = gpu_batch if device.type == "cuda" else cpu_batch
-    return measure_step(task, overrides, batch, device, compile_, steps)
+    peak = matmul_gflops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
+    return {**measure_step(task, overrides, batch, device, compile_, steps), "matmul_gflops": peak}
 
 
 def measure_step(
@@ -208,10 +226,32 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def child(name: str, args: argparse.Namespace, compile_: bool, src: str | None) -> dict | str:
+    """Run one case in a fresh process (``src`` first on its import path): its result, or the error line."""
+    cmd = [sys.executable, __file__, "--case", name, "--device", args.device, "--steps", str(args.steps)]
+    env = dict(os.environ)
+    if src is not None:
+        env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd + (["--compile"] if compile_ else []), capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        return f"failed: {proc.stderr.strip().splitlines()[-1][:80]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def median_row(runs: list[dict]) -> dict:
+    """The median of each figure over repeated runs (fraction of matmul computed per run first)."""
+    fractions = [r["flops"] / 1e9 / r["seconds"] / r["matmul_gflops"] for r in runs]
+    row = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "flops", "peak_bytes", "matmul_gflops")}
+    return {**row, "batch": runs[0]["batch"], "fraction": statistics.median(fractions), "n": len(runs)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=1, help="runs per case; figures are medians")
+    parser.add_argument("--baseline-src", help="the src folder of another checkout to compare against")
+    parser.add_argument("--only", help="run only the cases whose name contains this text")
     parser.add_argument("--quick", action="store_true", help="CPU presets only, 1 timed step")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
@@ -219,39 +259,47 @@ def main() -> None:
     if args.case:  # child process: one measurement, JSON on stdout
         print(json.dumps(run_case(args.case, args.device, args.compile, args.steps)))
         return
+    if args.quick:
+        args.steps = 1
     device = torch.device(args.device)
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    peak = matmul_gflops(device, dtype)
     names = [n for n in CASES if "CPU preset" in n] if args.quick else list(CASES)
+    names = [n for n in names if args.only is None or args.only in n]
     variants = [False, True] if device.type == "cuda" else [False]
     print(
         f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
-        f"threads: {torch.get_num_threads()}, dense {dtype} matmul: {peak:.1f} GFLOP/s (measured now)\n"
+        f"threads: {torch.get_num_threads()}, medians of {args.repeats} run(s), matmul measured per case\n"
     )
-    print("| case | compile | batch | s/step | samples/s | peak memory | GFLOP/step | % of matmul |")
-    print("|---|---|---|---|---|---|---|---|")
+    base = " | baseline s/step | speed-up" if args.baseline_src else ""
+    head = "| case | compile | batch | s/step | samples/s | peak memory | GFLOP/step | matmul GFLOP/s | % of matmul"
+    print(f"{head}{base} |")
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if base else ""))
     for name in names:
         for compile_ in variants:
-            cmd = [
-                sys.executable,
-                __file__,
-                "--case",
-                name,
-                "--device",
-                args.device,
-                "--steps",
-                str(1 if args.quick else args.steps),
-            ] + (["--compile"] if compile_ else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            if proc.returncode != 0:
-                print(f"| {name} | {compile_} | failed: {proc.stderr.strip().splitlines()[-1][:80]} |||||||")
+            runs, baseline = [], []
+            for _ in range(args.repeats):  # interleaved, so that both see the same machine load
+                runs.append(child(name, args, compile_, None))
+                if args.baseline_src:
+                    baseline.append(child(name, args, compile_, args.baseline_src))
+            failed = next((r for r in runs + baseline if isinstance(r, str)), None)
+            if failed:
+                print(f"| {name} | {compile_} | {failed} |||||||")
                 continue
-            r = json.loads(proc.stdout.strip().splitlines()[-1])
-            gflop = r["flops"] / 1e9
-            print(
-                f"| {name} | {compile_} | {r['batch']} | {r['seconds']:.3f} | {r['batch'] / r['seconds']:.1f} | "
-                f"{r['peak_bytes'] / 2**30:.2f} GiB | {gflop:.1f} | {100 * gflop / r['seconds'] / peak:.0f} % |"
-            )
+            r = median_row(runs)
+            cells = [
+                name,
+                str(compile_),
+                str(r["batch"]),
+                f"{r['seconds']:.3f}",
+                f"{r['batch'] / r['seconds']:.1f}",
+                f"{r['peak_bytes'] / 2**30:.2f} GiB",
+                f"{r['flops'] / 1e9:.1f}",
+                f"{r['matmul_gflops']:.0f}",
+                f"{100 * r['fraction']:.0f} %",
+            ]
+            if baseline:
+                b = median_row(baseline)
+                cells += [f"{b['seconds']:.3f}", f"{b['seconds'] / r['seconds']:.2f}x"]
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

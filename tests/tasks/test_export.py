@@ -124,3 +124,23 @@ def test_a_hub_repository_loads_from_the_cache_and_never_from_the_network(tmp_pa
     assert torch.equal(embeddings(load_encoder("someone/act3d-tiny")), embeddings(encoder))
     with pytest.raises(CheckpointError, match=r"someone/absent: not found in the Hugging Face cache \("):
         load_encoder("someone/absent")
+
+
+def test_provenance_names_the_stage_one_teacher_of_an_act_run(tmp_path: Path) -> None:
+    import yaml
+
+    from act3d.tasks.export import model_card, provenance
+
+    stage1, stage2 = tmp_path / "stage1", tmp_path / "stage2"
+    stage1.mkdir()
+    stage2.mkdir()
+    teacher = {"name": "dinov2_vits14_imgfocus", "num_blocks": 4, "prompts": 8}
+    (stage1 / "config.yaml").write_text(yaml.safe_dump({"teacher": teacher, "data": {"name": "npz"}}))
+    act = {"objective": "act", "teacher_checkpoint": str(stage1 / "ckpt-best.pth"), "data": {"name": "npz"}}
+    (stage2 / "config.yaml").write_text(yaml.safe_dump(act))
+    (stage2 / "environment.json").write_text(json.dumps({"seed": 3, "git_commit": "abc"}))
+    meta = provenance(tmp_path, stage2 / "encoder.pth")
+    assert meta["teacher"] == {**teacher, "checkpoint": "ckpt-best.pth", "stage1_data": "npz"}
+    assert meta["seed"] == 3 and meta["git_commit"] == "abc" and meta["objective"] == "act"
+    card = model_card("x", meta, EncoderConfig())
+    assert "| cross-modal teacher | dinov2_vits14_imgfocus (4 blocks, 8 prompts) |" in card and "ACT stage II" in card
