@@ -255,6 +255,23 @@ def test_in_memory_clouds_of_different_sizes_get_per_cloud_fps(tmp_path: Path) -
     torch.testing.assert_close(item["points"], ds[1]["points"])
 
 
+def test_a_loader_with_workers_fills_the_fps_cache_first_so_workers_inherit_it(tmp_path: Path) -> None:
+    from act3d.engine.loader import ResumableSampler, SeededAugment, make_loader
+
+    folder = modelnet_tree(tmp_path)
+    clouds, labels = [cloud(200, 6) for _ in range(6)], [np.array([k % 3]) for k in range(6)]
+    (folder / "modelnet40_train_8192pts_fps.dat").write_bytes(pickle.dumps([clouds, labels]))
+    ds = ModelNet40(tmp_path, "train", npoints=64, normalize=False)
+    train = SeededAugment(ds, None, seed=0)
+    sampler = ResumableSampler(train, 1, 0, shuffle=False, seed=0)
+    make_loader(train, 2, sampler, num_workers=0, seed=0)
+    assert not ds._fps_cache, "without workers the cache fills lazily, in this process"
+    loader = make_loader(train, 2, sampler, num_workers=1, seed=0)
+    assert sorted(ds._fps_cache) == list(range(6))
+    batch = next(iter(loader))
+    torch.testing.assert_close(batch["points"][1], ds[1]["points"])
+
+
 def test_build_dataset_official_names(tmp_path: Path) -> None:
     shapenet55_tree(tmp_path / "sn")
     modelnet_tree(tmp_path / "mn")

@@ -61,6 +61,12 @@ class PointCloudDataset(Dataset[Item]):
             self._fps_cache[index] = subsample_indices(points, self.npoints, "fps").to(torch.int32)
         return self._fps_cache[index].long()
 
+    def warm_cache(self) -> None:
+        """Compute the FPS indices of every in-memory cloud now (a no-op for other datasets), so that
+        DataLoader workers forked afterwards share them instead of each rebuilding them every epoch."""
+        if self.sampling == "fps" and self.memory_clouds is not None and not self._fps_cache:
+            self._fill_fps_cache(self.memory_clouds)
+
     def _fill_fps_cache(self, clouds: Sequence[np.ndarray], chunk: int = 512) -> None:
         """FPS indices of every cloud of ``clouds`` longer than ``npoints``, ``chunk`` clouds at a time.
 

@@ -64,7 +64,11 @@ def make_loader(
     dataset: Dataset, batch_size: int, sampler: ResumableSampler, num_workers: int, seed: int
 ) -> DataLoader:
     """A training DataLoader (full batches only) with its own generator, so iterating it never draws
-    from the global torch RNG."""
+    from the global torch RNG. With workers, the dataset's caches (``warm_cache``: FPS indices of
+    in-memory clouds) are filled first in this process, so every epoch's workers inherit them."""
+    warm = getattr(dataset, "warm_cache", None) if num_workers > 0 else None
+    if warm is not None:
+        warm()
     return DataLoader(
         dataset,
         batch_size=batch_size,
