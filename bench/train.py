@@ -3,6 +3,7 @@
     python bench/train.py                              # CPU: paper sizes at a reduced batch, and the CPU presets
     python bench/train.py --repeats 3 --baseline-src /tmp/old/src   # median of 3, and against older code
     python bench/train.py --quick                      # smoke run
+    python bench/train.py --profile "stage II, paper"  # where one step's time goes (torch.profiler)
 
 Prints one Markdown table: samples/s, seconds per step, peak memory, model FLOPs per step (counted
 by torch.utils.flop_counter) and the fraction of the dense float32 matmul throughput that the same
@@ -226,6 +227,29 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def profile_case(name: str, device: torch.device, rows: int = 15) -> str:
+    """Where one training step of case ``name`` spends its time: torch.profiler's operators by self time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    task, overrides, cpu_batch, gpu_batch = CASES[name]
+    batch = gpu_batch if device.type == "cuda" else cpu_batch
+    _, loss_fn, opt, points = build_step(task, overrides, batch, device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = loss_fn(points)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    step()  # warm-up
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as prof:
+        step()
+    key = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return f"{name}, batch {batch}\n" + prof.key_averages().table(sort_by=key, row_limit=rows)
+
+
 def child(name: str, args: argparse.Namespace, compile_: bool, src: str | None) -> dict | str:
     """Run one case in a fresh process (``src`` first on its import path): its result, or the error line."""
     cmd = [sys.executable, __file__, "--case", name, "--device", args.device, "--steps", str(args.steps)]
@@ -253,11 +277,15 @@ def main() -> None:
     parser.add_argument("--baseline-src", help="the src folder of another checkout to compare against")
     parser.add_argument("--only", help="run only the cases whose name contains this text")
     parser.add_argument("--quick", action="store_true", help="CPU presets only, 1 timed step")
+    parser.add_argument("--profile", metavar="CASE", help="profile one step of the case named CASE (a substring)")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:  # child process: one measurement, JSON on stdout
         print(json.dumps(run_case(args.case, args.device, args.compile, args.steps)))
+        return
+    if args.profile:
+        print(profile_case(next(n for n in CASES if args.profile in n), torch.device(args.device)))
         return
     if args.quick:
         args.steps = 1
