@@ -39,11 +39,14 @@ def test_export_round_trips_to_identical_embeddings(pretrain_run: Path, tmp_path
     assert main(["export", str(pretrain_run), str(out)]) == 0
     assert "exported to" in capsys.readouterr().out
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert all(p.stat().st_mode & 0o044 for p in out.iterdir()), "readable by others, like any file to share"
     assert torch.equal(embeddings(load_encoder(out)), embeddings(load_encoder(pretrain_run / "encoder.pth")))
     card = json.loads((out / "config.json").read_text())
     assert card["format"] == "act3d-encoder" and card["encoder"]["dim"] == 32
     assert card["objective"] == "point_mae" and card["teacher"] is None and card["data"]["name"] == "synthetic"
     assert card["seed"] == 0 and "git_commit" in card and "final epoch" in card["results"]
+    assert str(pretrain_run.parent) not in (out / "config.json").read_text() and card["source"] == "encoder.pth"
+    assert card["source_run"] == "mae", "names, not the machine's paths"
     readme = (out / "README.md").read_text()
     assert readme.startswith("---\nlibrary_name: act3d") and "Point-MAE" in readme and "act3d.load_encoder" in readme
     assert "| final epoch |" in readme, "the card carries the run's metrics"

@@ -90,6 +90,9 @@ def save_encoder_folder(
     tensors = {k: v.detach().cpu().contiguous() for k, v in encoder.state_dict().items()}
     with atomic_path(folder / WEIGHTS_FILE) as tmp:
         save_file(tensors, tmp, metadata={"format": FORMAT})
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)  # safetensors writes 0600; a folder to share is readable as any file
     card = {"format": FORMAT, "format_version": FOLDER_VERSION, "encoder": config.model_dump(), **(metadata or {})}
     with atomic_path(folder / CONFIG_FILE) as tmp:
         tmp.write_text(json.dumps(card, indent=2) + "\n")

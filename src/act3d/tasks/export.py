@@ -54,12 +54,13 @@ def provenance(run_dir: Path, encoder_path: Path) -> dict[str, Any]:
         teacher = {"checkpoint": Path(checkpoint).name, **stage1.get("teacher", {})}
         teacher["stage1_data"] = stage1.get("data", {}).get("name")
     results = _read_json(run_dir / "results.json")
+    data = config.get("data", {})
     return {
         "objective": config.get("objective", "act"),
         "teacher": teacher or None,
-        "data": {k: config.get("data", {}).get(k) for k in ("name", "root", "npoints")},
+        "data": {**{k: data.get(k) for k in ("name", "npoints")}, "folder": Path(str(data.get("root") or "")).name},
         "train": {k: config.get("train", {}).get(k) for k in ("epochs", "seed")},
-        "source_run": str(run_dir),
+        "source_run": run_dir.resolve().name,  # names, not local paths: the folder is meant to be shared
         "git_commit": environment.get("git_commit"),
         "seed": environment.get("seed"),
         "packages": environment.get("packages"),
@@ -77,7 +78,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, overwrite: bool = False
     encoder = load_encoder(encoder_path)
     config = EncoderConfig.model_validate(load_checkpoint(encoder_path)["config"])
     meta = provenance(run_dir, encoder_path)
-    save_encoder_folder(encoder, config, out_dir, {"source": str(encoder_path), **meta})
+    save_encoder_folder(encoder, config, out_dir, {"source": str(encoder_path.relative_to(run_dir)), **meta})
     write_text_atomic(out_dir / "README.md", model_card(out_dir.name, meta, config))
     reloaded = load_encoder(out_dir).state_dict()
     if any(not torch.equal(value, reloaded[key]) for key, value in encoder.state_dict().items()):
