@@ -3,6 +3,7 @@
     python bench/finetune_modes.py                         # pretrain once (Point-MAE), then 5 modes x 3 seeds
     python bench/finetune_modes.py --init runs/x/encoder.pth --seeds 0 --epochs 1   # your encoder, quicker
     python bench/finetune_modes.py --quick                 # a smoke run: a few steps per mode
+    python bench/finetune_modes.py --modes lora prompt --seeds 0 --set optimizer.lr=0.005 --out runs/fm_lr
 
 Every mode starts from the same pretrained encoder and, at a seed, sees the same clouds in the same
 order (``classify_modelnet10_cpu``; only ``mode`` differs). Without ``--init`` the encoder is
@@ -41,6 +42,7 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", default=str(REPO / "runs" / "finetune_modes"))
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="overrides of every fine-tune")
     parser.add_argument("--quick", action="store_true", help="4 steps per epoch, 1 seed, 1 epoch")
     return parser.parse_args()
 
@@ -65,7 +67,7 @@ def finetune(args: argparse.Namespace, init: Path, mode: str, seed: int, out: Pa
         return json.loads((run / "bench.json").read_text())
     epochs = 1 if args.quick else args.epochs
     overrides = [f"init={init}", f"mode={mode}", f"data.root={args.data}", f"train.epochs={epochs}"]
-    overrides += [f"train.seed={seed}", f"run.output_dir={out}", f"run.name={run.name}"]
+    overrides += [f"train.seed={seed}", f"run.output_dir={out}", f"run.name={run.name}", *args.set]
     if args.quick:
         overrides.append("train.max_steps_per_epoch=4")
     config = load_config(ClassifyConfig, resolve_preset("classify_modelnet10_cpu"), overrides)
@@ -116,7 +118,8 @@ def main() -> None:
         for mode in args.modes:
             rows.setdefault(mode, {})[seed] = finetune(args, init, mode, seed, out)
             (out / "results.json").write_text(json.dumps({"init": str(init), "rows": rows}, indent=2))
-    print(f"encoder: {init}; seeds {seeds}; {1 if args.quick else args.epochs} epoch(s) of classify_modelnet10_cpu")
+    settings = f"{1 if args.quick else args.epochs} epoch(s) of classify_modelnet10_cpu {' '.join(args.set)}"
+    print(f"encoder: {init}; seeds {seeds}; {settings}")
     print(table(rows, seeds))
 
 
