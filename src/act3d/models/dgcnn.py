@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from act3d.ops import gather_points, knn
@@ -42,28 +43,41 @@ class CenterDGCNN(nn.Module):
 
     def forward(self, tokens: torch.Tensor, centers: torch.Tensor, idx: torch.Tensor | None = None) -> torch.Tensor:
         """tokens (B, G, in_dim), centres (B, G, 3) → (B, G, out_dim); ``idx`` from :meth:`neighbours`
-        when the caller already has it (another DGCNN over the same centres)."""
+        when the caller already has it (another DGCNN over the same centres).
+
+        Computed channel-last, the 1×1 convolutions as products with their (unchanged) weights: no
+        layout copies between the layers, the same numbers as the convolutions.
+        """
         idx = self.neighbours(centers) if idx is None else idx
-        f = self.input_trans(tokens.transpose(1, 2))
+        f = F.linear(tokens, self.input_trans.weight[..., 0], self.input_trans.bias)  # (B, G, 128)
         outs = []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             f = _edge_conv_max(layer, f, idx)
             outs.append(f)
-        return self.layer5(torch.cat(outs, dim=1)).transpose(1, 2)
+        conv, norm, act = self.layer5
+        return act(group_norm_last(F.linear(torch.cat(outs, dim=-1), conv.weight[..., 0]), norm))
 
 
 def _edge_conv_max(layer: nn.Sequential, f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """One edge convolution, max over neighbours: f (B, C, G), idx (B, G, k) → (B, C', G).
+    """One edge convolution, max over neighbours: f (B, G, C), idx (B, G, k) → (B, G, C').
 
     The 1×1 convolution ``W`` of the edge feature ``[f_j − f_i ; f_i]`` is ``W₁ f_j + (W₂ − W₁) f_i``:
     two products per centre, the first gathered over its neighbours, instead of one product per edge
     (k times fewer multiply-adds); then GroupNorm, LeakyReLU and the max over the k edges, as before.
     """
     conv, norm, act = layer
-    c = f.shape[1]
+    c = f.shape[-1]
     weight = conv.weight[:, :, 0, 0]  # (C', 2C)
-    x = f.transpose(1, 2)  # (B, G, C)
-    neighbour = x @ weight[:, :c].T  # (B, G, C')
-    center = x @ (weight[:, c:] - weight[:, :c]).T
+    neighbour = f @ weight[:, :c].T  # (B, G, C')
+    center = f @ (weight[:, c:] - weight[:, :c]).T
     edges = gather_points(neighbour, idx) + center.unsqueeze(2)  # (B, G, k, C')
-    return act(norm(edges.permute(0, 3, 1, 2))).amax(dim=-1)
+    return act(group_norm_last(edges, norm)).amax(dim=2)
+
+
+def group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """``norm`` (a GroupNorm over channels) applied to channel-last x (B, ..., C) without moving C first."""
+    b, c, groups = x.shape[0], x.shape[-1], norm.num_groups
+    grouped = x.reshape(b, -1, groups, c // groups)
+    var, mean = torch.var_mean(grouped, dim=(1, 3), unbiased=False, keepdim=True)
+    normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(x.shape)
+    return normed * norm.weight + norm.bias if norm.affine else normed
