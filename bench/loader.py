@@ -131,7 +131,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, (preset, schema, write, case) in LOADERS.items():
             root = Path(tmp) / preset
-            config = load_config(schema, resolve_preset(preset), [f"data.root={root}"])
+            extra = ["teacher_checkpoint=unused.pth"] if schema is PretrainConfig else []  # only data is read
+            config = load_config(schema, resolve_preset(preset), [f"data.root={root}", *extra])
             write(root, max(args.samples, (args.batches + 1) * config.data.batch_size), rng)
             first, rate, workers = loader_rate(config.data, args.batches)
             step = train.child(case, argparse.Namespace(device="cpu", steps=1 if args.quick else 2), False, None)
