@@ -8,7 +8,6 @@ from timm.models.vision_transformer import Block
 from torch import nn
 
 from act3d.models.autoencoder import ACTAutoencoder, code_indices, sample_codes
-from act3d.models.dgcnn import CenterDGCNN
 from act3d.models.prompted import PromptedTeacher
 from act3d.models.teachers import FrozenTeacher
 from act3d.objectives import codebook_kl, patch_chamfer_l1
@@ -172,45 +171,6 @@ def test_codebook_diversity_spares_peaked_tokens_and_fires_when_the_batch_shares
     assert codebook_diversity(spread, sharpness=1.0).item() == pytest.approx(0.0, abs=1e-5)
     h = -(torch.softmax(logits.double(), -1) * torch.log_softmax(logits.double(), -1)).sum(-1).mean()
     assert codebook_diversity(logits, sharpness=0.5).item() == pytest.approx(expected + 0.5 * float(h), rel=1e-4)
-
-
-def _edge_features_reference(f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """The previous (and official) edge features: f (B, C, G) → (B, 2C, G, k) = [f_j − f_i, f_i], by a loop."""
-    b, c, g = f.shape
-    out = torch.empty(b, 2 * c, g, idx.shape[-1])
-    for bi in range(b):
-        for i in range(g):
-            for slot, j in enumerate(idx[bi, i].tolist()):
-                out[bi, :c, i, slot] = f[bi, :, j] - f[bi, :, i]
-                out[bi, c:, i, slot] = f[bi, :, i]
-    return out
-
-
-def _dgcnn_reference(dgcnn: CenterDGCNN, tokens: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
-    """DGCNN with one Conv2d per edge (the official layout of the computation)."""
-    idx = dgcnn.neighbours(centers)
-    f = dgcnn.input_trans(tokens.transpose(1, 2))
-    outs = []
-    for layer in (dgcnn.layer1, dgcnn.layer2, dgcnn.layer3, dgcnn.layer4):
-        f = layer(_edge_features_reference(f, idx)).amax(dim=-1)
-        outs.append(f)
-    return dgcnn.layer5(torch.cat(outs, dim=1)).transpose(1, 2)
-
-
-def test_dgcnn_edge_convolution_by_two_products_matches_one_convolution_per_edge():
-    torch.manual_seed(0)
-    dgcnn = CenterDGCNN(12, 20)
-    tokens, centers = torch.randn(2, 9, 12, requires_grad=True), torch.randn(2, 9, 3)
-    fast = dgcnn(tokens, centers)
-    fast.square().sum().backward()
-    grads = [p.grad.clone() for p in dgcnn.parameters()] + [tokens.grad.clone()]
-    dgcnn.zero_grad()
-    tokens.grad = None
-    slow = _dgcnn_reference(dgcnn, tokens, centers)
-    slow.square().sum().backward()
-    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
-    for got, expected in zip(grads, [p.grad for p in dgcnn.parameters()] + [tokens.grad], strict=True):
-        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
 
 
 def test_decoding_code_indices_equals_decoding_their_one_hots():

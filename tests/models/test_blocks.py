@@ -5,23 +5,59 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from act3d.models.dgcnn import CenterDGCNN, _edge_features
+from act3d.models.dgcnn import CenterDGCNN, group_norm_last
 from act3d.models.folding import FoldingDecoder
 from act3d.models.tokenizer import MiniPointNet, PatchGrouper
 from act3d.models.transformer import TransformerStack
 
 
-def test_edge_features_match_a_loop():
+def _edge_features_reference(f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """The previous (and official) edge features: f (B, C, G) → (B, 2C, G, k) = [f_j − f_i, f_i], by a loop."""
+    b, c, g = f.shape
+    out = torch.empty(b, 2 * c, g, idx.shape[-1])
+    for bi in range(b):
+        for i in range(g):
+            for slot, j in enumerate(idx[bi, i].tolist()):
+                out[bi, :c, i, slot] = f[bi, :, j] - f[bi, :, i]
+                out[bi, c:, i, slot] = f[bi, :, i]
+    return out
+
+
+def _dgcnn_reference(dgcnn: CenterDGCNN, tokens: torch.Tensor, centers: torch.Tensor) -> torch.Tensor:
+    """DGCNN with one Conv2d per edge (the official layout of the computation)."""
+    idx = dgcnn.neighbours(centers)
+    f = dgcnn.input_trans(tokens.transpose(1, 2))
+    outs = []
+    for layer in (dgcnn.layer1, dgcnn.layer2, dgcnn.layer3, dgcnn.layer4):
+        f = layer(_edge_features_reference(f, idx)).amax(dim=-1)
+        outs.append(f)
+    return dgcnn.layer5(torch.cat(outs, dim=1)).transpose(1, 2)
+
+
+def test_dgcnn_edge_convolution_by_two_products_matches_one_convolution_per_edge():
     torch.manual_seed(0)
-    f = torch.randn(2, 5, 7)
-    idx = torch.randint(7, (2, 7, 3))
-    out = _edge_features(f, idx)
-    for b in range(2):
-        for i in range(7):
-            for j in range(3):
-                nb = f[b, :, idx[b, i, j]]
-                torch.testing.assert_close(out[b, :5, i, j], nb - f[b, :, i])
-                torch.testing.assert_close(out[b, 5:, i, j], f[b, :, i])
+    dgcnn = CenterDGCNN(12, 20)
+    tokens, centers = torch.randn(2, 9, 12, requires_grad=True), torch.randn(2, 9, 3)
+    fast = dgcnn(tokens, centers)
+    fast.square().sum().backward()
+    grads = [p.grad.clone() for p in dgcnn.parameters()] + [tokens.grad.clone()]
+    dgcnn.zero_grad()
+    tokens.grad = None
+    slow = _dgcnn_reference(dgcnn, tokens, centers)
+    slow.square().sum().backward()
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-5)
+    for got, expected in zip(grads, [p.grad for p in dgcnn.parameters()] + [tokens.grad], strict=True):
+        torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_group_norm_on_channel_last_tensors_matches_group_norm():
+    torch.manual_seed(0)
+    norm = torch.nn.GroupNorm(4, 12)
+    torch.nn.init.normal_(norm.weight)
+    torch.nn.init.normal_(norm.bias)
+    x = torch.randn(3, 5, 2, 12) * 3 + 1
+    expected = norm(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+    torch.testing.assert_close(group_norm_last(x, norm), expected, atol=1e-5, rtol=1e-5)
 
 
 def test_dgcnn_is_permutation_equivariant_over_centres():

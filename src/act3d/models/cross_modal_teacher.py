@@ -57,7 +57,7 @@ class CrossModalTeacher(nn.Module):
             trunk, sizes, weights = _convert_official_act(official, num_groups, path)
         elif config.get("task") != "pretrain-teacher" or "model" not in ckpt:
             raise CheckpointError(
-                f"{path}: neither an `act3d pretrain-teacher` checkpoint nor an official ACT stage-I one "
+                f"{path}: not an `act3d pretrain-teacher` checkpoint, nor an official ACT stage-I one "
                 "(ACTPromptedDiscreteVAEwithVIT, keys 'codebook', 'dgcnn_1.*', 'visual_embed.*')"
             )
         else:
