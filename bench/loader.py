@@ -16,7 +16,6 @@ process), and the ratio loader ÷ step: below 1 the step waits for data.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import pickle
 import sys
 import tempfile
@@ -27,14 +26,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+import train as train_bench  # bench/train.py: this script's folder is on sys.path
 from act3d.engine.config import DataConfig, load_config
 from act3d.engine.loader import ResumableSampler, make_loader
 from act3d.presets import resolve_preset
 from act3d.tasks.classify import ClassifyConfig
 from act3d.tasks.common import train_and_test_sets
 from act3d.tasks.pretrain import PretrainConfig
-
-HERE = Path(__file__).resolve().parent
 
 
 def shapenet55(root: Path, samples: int, rng: np.random.Generator) -> Path:
@@ -107,13 +105,6 @@ def loader_rate(data: DataConfig, batches: int) -> tuple[float, float, int]:
     return first, seen / (time.perf_counter() - tic), data.num_workers
 
 
-def train_bench():
-    spec = importlib.util.spec_from_file_location("act3d_bench_train", HERE / "train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=256, help="clouds per fake split (at least the batches')")
@@ -122,7 +113,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.samples, args.batches = 32, 1
-    train = train_bench()
     rng = np.random.default_rng(0)
     print(
         "| loader | workers | batch | first batch s | loader samples/s | step samples/s (CPU batch) | loader ÷ step |"
@@ -135,7 +125,7 @@ def main() -> None:
             config = load_config(schema, resolve_preset(preset), [f"data.root={root}", *extra])
             write(root, max(args.samples, (args.batches + 1) * config.data.batch_size), rng)
             first, rate, workers = loader_rate(config.data, args.batches)
-            step = train.child(case, argparse.Namespace(device="cpu", steps=1 if args.quick else 2), False, None)
+            step = train_bench.child(case, argparse.Namespace(device="cpu", steps=1 if args.quick else 2), False, None)
             step_rate = step["batch"] / step["seconds"] if isinstance(step, dict) else float("nan")
             print(
                 f"| {name} | {workers} | {config.data.batch_size} | {first:.1f} | {rate:.0f} | "

@@ -143,19 +143,14 @@ def test_classify_with_seeds_and_voting_writes_mean_and_std(tmp_path, capsys):
     assert (tmp_path / "seeds" / "seed1" / "results.json").read_text() == before
 
 
-def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, capsys):
+def svm_args(tmp_path, name: str) -> list[str]:
+    """``act3d svm`` of a random-init tiny encoder on the tiny synthetic data, into ``tmp_path/name``."""
     data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
-    args = [
-        "svm",
-        "init=random",
-        *TINY_ENCODER,
-        *data,
-        f"run.output_dir={tmp_path}",
-        "run.name=svm",
-        "--seeds",
-        "3",
-        "4",
-    ]
+    return ["svm", "init=random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", f"run.name={name}"]
+
+
+def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, capsys):
+    args = [*svm_args(tmp_path, "svm"), "--seeds", "3", "4"]
     out = run_cli(capsys, *args)
     top = json.loads((tmp_path / "svm" / "results.json").read_text())
     assert top["seeds"] == [3, 4] and top["aggregate"]["linear SVM"]["acc"]["n"] == 2
@@ -168,18 +163,7 @@ def test_svm_with_seeds_runs_each_seed_in_its_folder_and_aggregates(tmp_path, ca
 
 
 def test_svm_resume_keeps_a_finished_run_and_reruns_only_missing_seeds(tmp_path, capsys):
-    data = [item for item in TINY_SYNTHETIC if item.startswith("data.")]
-    args = [
-        "svm",
-        "init=random",
-        *TINY_ENCODER,
-        *data,
-        f"run.output_dir={tmp_path}",
-        "run.name=svm",
-        "--seeds",
-        "3",
-        "4",
-    ]
+    args = [*svm_args(tmp_path, "svm"), "--seeds", "3", "4"]
     run_cli(capsys, *args)
     run_dir = tmp_path / "svm"
     kept = (run_dir / "seed3" / "results.json").read_text()
@@ -187,8 +171,7 @@ def test_svm_resume_keeps_a_finished_run_and_reruns_only_missing_seeds(tmp_path,
     out = run_cli(capsys, "svm", "--resume", str(run_dir), "--seeds", "3", "4")
     assert (run_dir / "seed3" / "results.json").read_text() == kept, "a finished seed ran again"
     assert (run_dir / "seed4" / "results.json").is_file() and "mean ± std over seeds [3, 4]" in out
-    single = ["svm", "init=random", *TINY_ENCODER, *data, f"run.output_dir={tmp_path}", "run.name=one"]
-    run_cli(capsys, *single)
+    run_cli(capsys, *svm_args(tmp_path, "one"))
     before = (tmp_path / "one" / "results.json").stat().st_mtime_ns
     out = run_cli(capsys, "svm", "--resume", str(tmp_path / "one"))
     assert (tmp_path / "one" / "results.json").stat().st_mtime_ns == before and "linear SVM" in out

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from act3d.data import DATASETS
 from act3d.data.base import PointCloudDataset
 from act3d.data.io import SUPPORTED_SUFFIXES
 from act3d.data.modelnet import CACHE_POINTS, FEWSHOT_FOLDER
@@ -401,17 +402,13 @@ def _explain_unknown(root: Path, report: DataReport) -> None:
 
 
 def _check_part(root: Path, part: Part, report: DataReport, limit: int | None, subset: bool) -> None:
-    from act3d.data import DATASETS
-
     try:
         dataset = DATASETS[part.dataset](str(root), part.split, part.npoints, **part.options)
     except Act3dError as err:
         report.add("error", getattr(err, "path", None) or root, getattr(err, "problem", str(err)))
         return
     samples = len(dataset)
-    checked, problems = _read_samples(dataset, part.npoints, limit)
-    for level, path, message in problems:
-        report.add(level, path, message)
+    checked = _read_samples(dataset, part.npoints, limit, report)
     counts = Counter(int(label) for label in dataset.labels)
     classes = {dataset.classes[k]: counts.get(k, 0) for k in range(dataset.num_classes)}
     report.splits.append(SplitReport(part.name, samples, part.expected, checked, classes))
@@ -423,9 +420,9 @@ def _check_part(root: Path, part: Part, report: DataReport, limit: int | None, s
         report.add("warning", root, f"{part.name}: no samples of {len(empty)} class(es): {', '.join(empty[:8])}")
 
 
-def _read_samples(dataset: PointCloudDataset, npoints: int, limit: int | None) -> tuple[int, list[tuple]]:
-    """Read every sample (or the first ``limit``) with the dataset's own reader; (count read, problems)."""
-    problems: list[tuple] = []
+def _read_samples(dataset: PointCloudDataset, npoints: int, limit: int | None, report: DataReport) -> int:
+    """Read every sample (or the first ``limit``) with the dataset's own reader, adding what is wrong
+    to ``report``; returns how many were read."""
     short = []
     count = len(dataset) if limit is None else min(limit, len(dataset))
     for index in range(count):
@@ -433,23 +430,21 @@ def _read_samples(dataset: PointCloudDataset, npoints: int, limit: int | None) -
         try:
             points = dataset._load(index)["points"]
         except Act3dError as err:
-            problems.append(("error", getattr(err, "path", None) or path, getattr(err, "problem", str(err))))
+            report.add("error", getattr(err, "path", None) or path, getattr(err, "problem", str(err)))
             continue
         if not np.isfinite(points).all():
-            problems.append(("error", path, f"sample {index} has NaN or infinite coordinates"))
+            report.add("error", path, f"sample {index} has NaN or infinite coordinates")
         elif points.shape[0] < npoints:
             short.append((index, points.shape[0], path))
     if short:
         index, n, path = short[0]
-        problems.append(
-            (
-                "warning",
-                path,
-                f"{len(short)} cloud(s) have fewer than the {npoints} points the presets read (sample {index}: "
-                f"{n}); training repeats points to fill them",
-            )
+        report.add(
+            "warning",
+            path,
+            f"{len(short)} cloud(s) have fewer than the {npoints} points the presets read (sample {index}: "
+            f"{n}); training repeats points to fill them",
         )
-    return count, problems
+    return count
 
 
 def _sample_path(dataset: PointCloudDataset, index: int) -> str:
