@@ -7,11 +7,14 @@
 
 Prints one Markdown table: samples/s, seconds per step, peak memory, model FLOPs per step (counted
 by torch.utils.flop_counter) and the fraction of the dense float32 matmul throughput that the same
-process measured right before the case (so that the fraction does not swing with the machine's load).
+process measured right before each timed step (the median over steps of each step's fraction, so that
+the fraction does not swing with the load of a shared machine).
 With ``--repeats N`` each figure is the median of N runs. With ``--baseline-src DIR`` every case also
 runs with ``DIR`` (the ``src`` folder of another checkout, e.g. a ``git worktree`` of an older commit)
-on the import path, interleaved with the current code, and the table adds the speed-up (baseline
-s/step ÷ current s/step). Each configuration runs in its own subprocess so that peak memory is its
+on the import path, interleaved with the current code, and the table adds the baseline's figures and
+the speed-up: the baseline's step time ÷ the current one, each first multiplied by the matmul
+throughput measured right before it (so a machine that slows down between the two runs does not
+show as a speed-up or a slow-down). Each configuration runs in its own subprocess so that peak memory is its
 own. On CUDA it runs in bf16 autocast, with and without torch.compile.
 
 FLOPs are the model's as executed: code that removes wasted work (a one-hot product, per-edge
@@ -83,6 +86,7 @@ def build_step(
     (its frozen teacher, its sizes); its patches are the student's.
     """
     from act3d.engine.config import load_config
+    from act3d.engine.optim import build_optimizer
     from act3d.models.autoencoder import build_autoencoder
     from act3d.models.cross_modal_teacher import CrossModalTeacher
     from act3d.objectives import codebook_kl, masked_feature_loss, patch_chamfer_l1
@@ -145,8 +149,7 @@ def build_step(
         def loss_fn(points):
             return torch.nn.functional.cross_entropy(model(points), labels)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=1e-4)
+    opt = build_optimizer(model.named_parameters(), cfg.optimizer)  # the trainer's optimizer
     points = torch.randn(batch, cfg.data.npoints, 3, device=device)
     return model, loss_fn, opt, points
 
@@ -156,8 +159,7 @@ def run_case(name: str, device_name: str, compile_: bool, steps: int) -> dict:
     task, overrides, cpu_batch, gpu_batch = CASES[name]
     device = torch.device(device_name)
     batch = gpu_batch if device.type == "cuda" else cpu_batch
-    peak = matmul_gflops(device, torch.bfloat16 if device.type == "cuda" else torch.float32)
-    return {**measure_step(task, overrides, batch, device, compile_, steps), "matmul_gflops": peak}
+    return measure_step(task, overrides, batch, device, compile_, steps, yardstick=True)
 
 
 def measure_step(
@@ -168,6 +170,7 @@ def measure_step(
     compile_: bool,
     steps: int,
     stage2_teacher: Sequence[str] = STAGE2_TEACHER,
+    yardstick: bool = False,
 ) -> dict:
     """Time ``steps`` training steps of :func:`build_step`'s ``task`` (bf16 autocast on CUDA).
 
@@ -175,6 +178,10 @@ def measure_step(
     FlopCounterMode (run eagerly: the same model FLOPs, no recompilation under the counter) come first.
     Returns batch, seconds per step, FLOPs per step, peak memory (CUDA: allocated since the warm-up;
     CPU: the process's max RSS), the last loss and whether every attention layer uses fused SDPA.
+    ``yardstick``: also measure the matmul throughput right before each timed step, and return its
+    median (``matmul_gflops``), the median over steps of the step's fraction of it (``fraction``) and
+    of the step's time in matmul-GFLOP (``matmul_equivalent``: seconds × yardstick), so that a slow
+    spell of a shared machine slows a step and its yardstick alike.
     """
     model, loss_fn, opt, points = build_step(task, overrides, batch, device, stage2_teacher)
     amp = device.type == "cuda"
@@ -200,11 +207,15 @@ def measure_step(
     _sync(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    tic = time.perf_counter()
+    times, peaks = [], []
     for _ in range(steps):
+        if yardstick:
+            peaks.append(matmul_gflops(device, torch.bfloat16 if amp else torch.float32, repeats=3))
+        tic = time.perf_counter()
         loss = step(step_fn)
-    _sync(device)
-    seconds = (time.perf_counter() - tic) / steps
+        _sync(device)
+        times.append(time.perf_counter() - tic)
+    seconds = statistics.median(times)
     peak = (
         torch.cuda.max_memory_allocated()
         if device.type == "cuda"
@@ -219,6 +230,15 @@ def measure_step(
         "first_step_seconds": first,
         "loss": float(loss),
         "fused_attn": bool(fused) and all(fused),
+        **(
+            {
+                "matmul_gflops": statistics.median(peaks),
+                "fraction": statistics.median(flops / 1e9 / t / p for t, p in zip(times, peaks, strict=True)),
+                "matmul_equivalent": statistics.median(t * p for t, p in zip(times, peaks, strict=True)),
+            }
+            if yardstick
+            else {}
+        ),
     }
 
 
@@ -263,16 +283,16 @@ def child(name: str, args: argparse.Namespace, compile_: bool, src: str | None) 
 
 
 def median_row(runs: list[dict]) -> dict:
-    """The median of each figure over repeated runs (fraction of matmul computed per run first)."""
-    fractions = [r["flops"] / 1e9 / r["seconds"] / r["matmul_gflops"] for r in runs]
-    row = {k: statistics.median(r[k] for r in runs) for k in ("seconds", "flops", "peak_bytes", "matmul_gflops")}
-    return {**row, "batch": runs[0]["batch"], "fraction": statistics.median(fractions), "n": len(runs)}
+    """The median of each figure over repeated runs (each run's fraction of matmul is a median over its steps)."""
+    keys = ("seconds", "flops", "peak_bytes", "matmul_gflops", "fraction", "matmul_equivalent")
+    row = {k: statistics.median(r[k] for r in runs) for k in keys}
+    return {**row, "batch": runs[0]["batch"], "n": len(runs)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=1, help="runs per case; figures are medians")
     parser.add_argument("--baseline-src", help="the src folder of another checkout to compare against")
     parser.add_argument("--only", help="run only the cases whose name contains this text")
@@ -295,12 +315,12 @@ def main() -> None:
     variants = [False, True] if device.type == "cuda" else [False]
     print(
         f"device: {device} ({torch.cuda.get_device_name() if device.type == 'cuda' else 'CPU'}), "
-        f"threads: {torch.get_num_threads()}, medians of {args.repeats} run(s), matmul measured per case\n"
+        f"threads: {torch.get_num_threads()}, medians of {args.repeats} run(s), matmul measured before each step\n"
     )
-    base = " | baseline s/step | speed-up" if args.baseline_src else ""
+    base = " | baseline s/step | baseline % of matmul | speed-up" if args.baseline_src else ""
     head = "| case | compile | batch | s/step | samples/s | peak memory | GFLOP/step | matmul GFLOP/s | % of matmul"
     print(f"{head}{base} |")
-    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|" if base else ""))
+    print("|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if base else ""))
     for name in names:
         for compile_ in variants:
             runs, baseline = [], []
@@ -326,7 +346,8 @@ def main() -> None:
             ]
             if baseline:
                 b = median_row(baseline)
-                cells += [f"{b['seconds']:.3f}", f"{b['seconds'] / r['seconds']:.2f}x"]
+                speedup = b["matmul_equivalent"] / r["matmul_equivalent"]
+                cells += [f"{b['seconds']:.3f}", f"{100 * b['fraction']:.0f} %", f"{speedup:.2f}x"]
             print("| " + " | ".join(cells) + " |")
 
 

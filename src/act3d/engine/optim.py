@@ -10,6 +10,8 @@ from torch import nn
 
 from act3d.engine.config import OptimizerConfig, SchedulerConfig
 
+_FUSED_DEVICES = ("cpu", "cuda")
+
 
 def parameter_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict[str, object]]:
     """Split trainable parameters: 1-D tensors, biases and names containing "token" get no weight decay."""
@@ -28,9 +30,15 @@ def parameter_groups(named: Iterable[tuple[str, nn.Parameter]], weight_decay: fl
 
 
 def build_optimizer(named: Iterable[tuple[str, nn.Parameter]], config: OptimizerConfig) -> torch.optim.AdamW:
-    """AdamW over :func:`parameter_groups`."""
+    """AdamW over :func:`parameter_groups`, with torch's fused kernel where the parameters allow it.
+
+    The fused update is the same AdamW up to float rounding, one pass over each tensor instead of
+    about eight: on CPU torch otherwise takes its per-tensor loop, which costs a tenth of a stage-I step.
+    """
     groups = [g for g in parameter_groups(named, config.weight_decay) if g["params"]]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas)
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.device.type in _FUSED_DEVICES and p.is_floating_point() for p in params)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=config.betas, fused=fused or None)
 
 
 def build_scheduler(

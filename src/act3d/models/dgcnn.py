@@ -49,13 +49,13 @@ class CenterDGCNN(nn.Module):
         layout copies between the layers, the same numbers as the convolutions.
         """
         idx = self.neighbours(centers) if idx is None else idx
-        f = F.linear(tokens, self.input_trans.weight[..., 0], self.input_trans.bias)  # (B, G, 128)
+        f = F.linear(tokens, self.input_trans.weight.flatten(1), self.input_trans.bias)  # (B, G, 128)
         outs = []
         for layer in (self.layer1, self.layer2, self.layer3, self.layer4):
             f = _edge_conv_max(layer, f, idx)
             outs.append(f)
         conv, norm, act = self.layer5
-        return act(group_norm_last(F.linear(torch.cat(outs, dim=-1), conv.weight[..., 0]), norm))
+        return act(group_norm_last(F.linear(torch.cat(outs, dim=-1), conv.weight.flatten(1)), norm))
 
 
 def _edge_conv_max(layer: nn.Sequential, f: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -67,17 +67,34 @@ def _edge_conv_max(layer: nn.Sequential, f: torch.Tensor, idx: torch.Tensor) -> 
     """
     conv, norm, act = layer
     c = f.shape[-1]
-    weight = conv.weight[:, :, 0, 0]  # (C', 2C)
+    weight = conv.weight.flatten(1)  # (C', 2C); a view, so its gradient is not a zero-filled copy
     neighbour = f @ weight[:, :c].T  # (B, G, C')
     center = f @ (weight[:, c:] - weight[:, :c]).T
     edges = gather_points(neighbour, idx) + center.unsqueeze(2)  # (B, G, k, C')
     return act(group_norm_last(edges, norm)).amax(dim=2)
 
 
+def group_statistics(x: torch.Tensor, groups: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """GroupNorm's statistics of channel-last x (B, ..., C): each channel's group mean and 1/σ, (B, 1, C).
+
+    Two passes (the mean, then the mean square about it), each a reduction over the leading axis of
+    (B, N, C): as accurate as ``var_mean``, whose Welford loop is ~40× slower on this strided reduction.
+    """
+    b, c = x.shape[0], x.shape[-1]
+    flat = x.reshape(b, -1, c)
+
+    def per_group(per_channel: torch.Tensor) -> torch.Tensor:  # (B, C) → (B, 1, C), averaged within groups
+        grouped = per_channel.view(b, groups, c // groups).mean(dim=-1, keepdim=True)
+        return grouped.expand(b, groups, c // groups).reshape(b, 1, c)
+
+    mean = per_group(flat.mean(dim=1))
+    var = per_group((flat - mean).square().mean(dim=1))
+    return mean, torch.rsqrt(var + eps)
+
+
 def group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
     """``norm`` (a GroupNorm over channels) applied to channel-last x (B, ..., C) without moving C first."""
-    b, c, groups = x.shape[0], x.shape[-1], norm.num_groups
-    grouped = x.reshape(b, -1, groups, c // groups)
-    var, mean = torch.var_mean(grouped, dim=(1, 3), unbiased=False, keepdim=True)
-    normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(x.shape)
+    mean, rstd = group_statistics(x, norm.num_groups, norm.eps)
+    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+    normed = (x - mean.view(shape)) * rstd.view(shape)
     return normed * norm.weight + norm.bias if norm.affine else normed
