@@ -62,3 +62,22 @@ def test_per_step_schedule_follows_the_same_curve_within_epochs():
     for step in (10, 25, 39):
         assert lrs[step] == pytest.approx(1e-3 * (1 + math.cos(math.pi * step / 40)) / 2, rel=1e-6)
     assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
+
+
+def test_adamw_is_fused_and_takes_the_per_tensor_loops_step():
+    torch.manual_seed(0)
+    nets = Net(), Net()
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = nets[0].fc.weight.detach().clone()
+    fused = build_optimizer(nets[0].named_parameters(), OptimizerConfig(lr=1e-2))
+    loop = torch.optim.AdamW(parameter_groups(nets[1].named_parameters(), 0.05), lr=1e-2)
+    assert fused.defaults["fused"] and not loop.defaults["fused"]
+    x = torch.randn(8, 4)
+    for _ in range(3):
+        for net, opt in zip(nets, (fused, loop), strict=True):
+            opt.zero_grad()
+            (net.norm(net.fc(x)) + net.cls_token).square().sum().backward()
+            opt.step()
+    for a, b in zip(nets[0].parameters(), nets[1].parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert (nets[0].fc.weight - start).abs().min() > 1e-3  # every entry moved: the steps were taken
