@@ -222,7 +222,7 @@ def measure_step(
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     )
     fused = [m.fused_attn for m in model.modules() if hasattr(m, "fused_attn")]
-    return {
+    result = {
         "batch": batch,
         "seconds": seconds,
         "flops": flops,
@@ -230,16 +230,13 @@ def measure_step(
         "first_step_seconds": first,
         "loss": float(loss),
         "fused_attn": bool(fused) and all(fused),
-        **(
-            {
-                "matmul_gflops": statistics.median(peaks),
-                "fraction": statistics.median(flops / 1e9 / t / p for t, p in zip(times, peaks, strict=True)),
-                "matmul_equivalent": statistics.median(t * p for t, p in zip(times, peaks, strict=True)),
-            }
-            if yardstick
-            else {}
-        ),
     }
+    if yardstick:
+        pairs = list(zip(times, peaks, strict=True))
+        result["matmul_gflops"] = statistics.median(peaks)
+        result["fraction"] = statistics.median(flops / 1e9 / t / p for t, p in pairs)
+        result["matmul_equivalent"] = statistics.median(t * p for t, p in pairs)
+    return result
 
 
 def _sync(device: torch.device) -> None:

@@ -74,27 +74,21 @@ def _edge_conv_max(layer: nn.Sequential, f: torch.Tensor, idx: torch.Tensor) -> 
     return act(group_norm_last(edges, norm)).amax(dim=2)
 
 
-def group_statistics(x: torch.Tensor, groups: int, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """GroupNorm's statistics of channel-last x (B, ..., C): each channel's group mean and 1/σ, (B, 1, C).
+def group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
+    """``norm`` (a GroupNorm over channels) applied to channel-last x (B, ..., C) without moving C first.
 
-    Two passes (the mean, then the mean square about it), each a reduction over the leading axis of
-    (B, N, C): as accurate as ``var_mean``, whose Welford loop is ~40× slower on this strided reduction.
+    The statistics take two plain passes (the mean, then the mean square about it), each a reduction
+    over the leading axis of (B, N, C): as accurate as ``var_mean``, whose Welford loop is ~40× slower
+    on this strided reduction. The centred tensor of the second pass is the one normalised.
     """
-    b, c = x.shape[0], x.shape[-1]
+    b, c, groups = x.shape[0], x.shape[-1], norm.num_groups
     flat = x.reshape(b, -1, c)
 
     def per_group(per_channel: torch.Tensor) -> torch.Tensor:  # (B, C) → (B, 1, C), averaged within groups
         grouped = per_channel.view(b, groups, c // groups).mean(dim=-1, keepdim=True)
         return grouped.expand(b, groups, c // groups).reshape(b, 1, c)
 
-    mean = per_group(flat.mean(dim=1))
-    var = per_group((flat - mean).square().mean(dim=1))
-    return mean, torch.rsqrt(var + eps)
-
-
-def group_norm_last(x: torch.Tensor, norm: nn.GroupNorm) -> torch.Tensor:
-    """``norm`` (a GroupNorm over channels) applied to channel-last x (B, ..., C) without moving C first."""
-    mean, rstd = group_statistics(x, norm.num_groups, norm.eps)
-    shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-    normed = (x - mean.view(shape)) * rstd.view(shape)
+    centred = flat - per_group(flat.mean(dim=1))
+    rstd = torch.rsqrt(per_group(centred.square().mean(dim=1)) + norm.eps)
+    normed = (centred * rstd).reshape(x.shape)
     return normed * norm.weight + norm.bias if norm.affine else normed
