@@ -12,7 +12,7 @@ from tests.models.test_autoencoder import tiny_teacher
 
 from act3d.models.autoencoder import ACTAutoencoder
 from act3d.models.prompted import PromptedTeacher
-from act3d.objectives.code_information import NO_INFORMATION, CodeInformation, informative, verdict
+from act3d.objectives.code_information import NO_INFORMATION, CodeInformation, informative, swap_codes, verdict
 
 
 def test_entropies_and_counts_against_a_direct_computation():
@@ -141,3 +141,26 @@ def test_information_maximisation_sharpens_near_flat_codes_into_several_patch_co
     after, codes = information()
     assert before < 0.2
     assert after > 0.6 and codes >= 3  # log 16 = 2.77 at most
+
+
+def test_code_swap_decodes_each_picked_patch_with_its_own_and_the_next_patchs_code():
+    """With the oracle, a line decodes to the line template and, given the ring's code, to the ring."""
+    model = OracleStageOne(sharpness=20.0).eval()
+    torch.manual_seed(0)
+    clouds = _two_shape_clouds(4, torch.Generator().manual_seed(2))
+    swap = swap_codes(model, *model.grouper(clouds), picks=3)
+    templates = model.decoder.templates
+    assert sorted(swap.codes.tolist()) == [0, 1], "one patch per distinct sampled code, at most `picks`"
+    for i, code in enumerate(swap.codes.tolist()):
+        is_ring = int(swap.patches[i][:, 1:].abs().amax() > 0.05)
+        assert code == is_ring
+        torch.testing.assert_close(swap.own[i], templates[code])
+        torch.testing.assert_close(swap.swapped[i], templates[swap.codes[(i + 1) % 2]])
+
+
+def test_code_swap_changes_nothing_when_the_decoder_ignores_the_code():
+    model = OracleStageOne(sharpness=20.0).eval()
+    model.decoder = TemplateDecoder(torch.ones(4, 8, 3))  # every code decodes to the same template
+    torch.manual_seed(0)
+    swap = swap_codes(model, *model.grouper(_two_shape_clouds(4, torch.Generator().manual_seed(2))), picks=2)
+    torch.testing.assert_close(swap.own, swap.swapped)

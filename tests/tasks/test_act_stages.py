@@ -59,7 +59,7 @@ def test_stage1_lowers_test_chamfer_below_its_initial_value(stage1_run):
     initial = untrained.evaluate(untrained.model.eval(), torch.device("cpu"), 0)["cd_l1"]
     final = result.final_metrics["cd_l1"]
     assert final < 0.8 * initial, (initial, result.history)
-    assert (run_dir / "reconstructions.png").is_file()
+    assert (run_dir / "reconstructions.png").is_file() and (run_dir / "code_swap.png").is_file()
     results = (run_dir / "results.json").read_text()
     assert "DINOv2" in results or "dinov2" in results, "the run must say which teacher it used"
     assert "first 2 of 12 blocks" in results, "the run must say that teacher blocks were dropped"

@@ -55,6 +55,7 @@ def test_demo_pipeline_end_to_end(tmp_path, capsys):
     assert results["notes"][0].startswith("stage I: codes carry")
     for picture in (
         "stage1/reconstructions.png",
+        "stage1/code_swap.png",
         "masked_predictions.png",
         "stage1/curves.png",
         "stage2/curves.png",

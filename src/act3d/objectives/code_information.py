@@ -17,6 +17,7 @@ patch, and (2) the decoder uses the code. :class:`CodeInformation` measures both
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 
@@ -120,3 +121,40 @@ def verdict(summary: dict[str, float]) -> str:
     if informative(summary):
         return f"codes carry information about their patches: {figures}"
     return f"{NO_INFORMATION} (shuffling them changes the fine CD-L1 by < {INFORMATIVE_GAP:.0%}): {figures}"
+
+
+class CodeSwap(NamedTuple):
+    """Patches decoded with their own code and with another patch's, all in patch-local coordinates.
+
+    ``patches[i]`` (K, 3) is the i-th picked input patch; ``own[i]`` (M, 3) decodes its cloud with the
+    patch's own sampled code; ``swapped[i]`` (M, 3) decodes the same cloud with only that patch's code
+    replaced by ``codes[(i + 1) % P]``, the next picked patch's code; ``codes`` (P,) are the sampled code
+    indices, pairwise distinct where the batch has P distinct codes."""
+
+    patches: torch.Tensor
+    own: torch.Tensor
+    swapped: torch.Tensor
+    codes: torch.Tensor
+
+
+@torch.no_grad()
+def swap_codes(model: ACTAutoencoder, patches: torch.Tensor, centers: torch.Tensor, picks: int) -> CodeSwap:
+    """Decodes ``picks`` patches of a batch (B, G, K, 3) with centres (B, G, 3) with their own sampled code
+    and with another picked patch's: where the code matters, the two reconstructions differ in shape.
+
+    The picked patches carry the batch's most frequent sampled codes, one patch per code (the first in
+    (cloud, patch) order), so that the own-code column shows what distinct codes decode to."""
+    logits, idx = model.code_logits(patches, centers)
+    codes = select_codes(logits.float(), "sample")
+    index = codes.argmax(-1).flatten()
+    values, counts = index.unique(return_counts=True)
+    chosen = values[counts.argsort(descending=True, stable=True)][:picks]
+    where = torch.stack([(index == c).nonzero()[0, 0] for c in chosen])
+    b, g = where // centers.shape[1], where % centers.shape[1]
+    own = model.decoder(model.decode_codes(codes, centers, idx))[1][b, g]
+    swapped = []
+    for i in range(len(where)):
+        one = codes[b[i] : b[i] + 1].clone()
+        one[0, g[i]] = codes[b[(i + 1) % len(where)], g[(i + 1) % len(where)]]
+        swapped.append(model.decoder(model.decode_codes(one, centers[b[i] : b[i] + 1]))[1][0, g[i]])
+    return CodeSwap(patches[b, g], own, torch.stack(swapped), chosen)

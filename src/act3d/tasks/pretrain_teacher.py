@@ -27,7 +27,7 @@ from act3d.objectives import (
     codebook_kl,
     patch_chamfer_l1,
 )
-from act3d.objectives.code_information import CodeInformation, verdict
+from act3d.objectives.code_information import CodeInformation, swap_codes, verdict
 from act3d.tasks.common import check_patches_fit, eval_loader, train_and_test_sets
 from act3d.viz import save_cloud_grid
 
@@ -123,3 +123,20 @@ class PretrainTeacherTask(TaskHooks):
         recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
         rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
         save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], self.run_dir / "reconstructions.png")
+        self._save_code_swap(points)
+
+    def _save_code_swap(self, points: torch.Tensor) -> None:
+        """``code_swap.png``: patches with the most frequent codes, decoded with their own code and with the
+        next row's. Where the codes matter, the two columns differ in shape."""
+        swap = swap_codes(self.model, *self.model.grouper(points), picks=6)
+        rows = [[t[i].float().cpu().numpy() for t in swap[:3]] for i in range(len(swap.codes))]
+        codes = swap.codes.tolist()
+        titles = ["input patch", "decoded, own code", "decoded, next row's code"]
+        save_cloud_grid(
+            rows,
+            titles,
+            self.run_dir / "code_swap.png",
+            row_labels=[f"code {c}" for c in codes],
+            row_scale=True,
+            point_size=10,
+        )
