@@ -64,6 +64,7 @@ EXAMPLES = {
     "pretrain": "act3d pretrain --config pretrain_cpu teacher_checkpoint=runs/act_stage1/ckpt-best.pth",
     "fewshot": "act3d fewshot --config fewshot_modelnet10_cpu init=runs/pretrain/encoder.pth",
     "svm": "act3d svm --config svm_modelnet10_cpu init=runs/pretrain/encoder.pth   (or init=random)",
+    "codes": "act3d codes runs/act_stage1/ckpt-best.pth data.root=../shared/data/modelnet10",
     "embed": "act3d embed runs/pretrain/encoder.pth meshes/ --out features.npy",
     "presets": "act3d presets",
     "export": "act3d export runs/pretrain exported/act3d-dinov2-modelnet10",
@@ -105,6 +106,15 @@ def build_parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     _run_options(_command(sub, "fewshot", text), "continue this sweep: finished folds are kept")
     text = "linear SVM on frozen [CLS ; max-pool] features of an encoder (init=CHECKPOINT, or init=random)"
     _run_options(_command(sub, "svm", text), "keep this run's results, or its finished seeds", progress=False)
+    codes = _command(sub, "codes", "do a stage-I checkpoint's codes carry information about their patches?")
+    codes.add_argument("checkpoint", help="a stage-I ckpt-best.pth, or the official ACT ckpt_act_dvae.pth")
+    codes.add_argument("--device", default="auto", help=DEVICE_HELP)
+    codes.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="e.g. data.root=DIR, data.test_split=train, mode=train (as stage II), num_groups=64 (official)",
+    )
     emb = _command(sub, "embed", "features of point-cloud/mesh files from a pretrained encoder")
     emb.add_argument("checkpoint", help="encoder.pth, a pretrain checkpoint, or an official ACT/Point-MAE one")
     emb.add_argument("inputs", nargs="+", help="files or folders (.ply .off .obj .stl .npy .npz .txt .xyz)")
@@ -257,6 +267,14 @@ def run_svm_command(args: argparse.Namespace) -> Path:
     return run_dir
 
 
+def run_codes_command(args: argparse.Namespace) -> None:
+    from act3d.engine.config import load_config
+    from act3d.tasks.codes import CodesConfig, run_codes
+
+    config = load_config(CodesConfig, None, [*args.overrides, f"checkpoint={args.checkpoint}"])
+    _print_results(run_codes(config, None, args.device))
+
+
 def run_embed_command(args: argparse.Namespace) -> None:
     from act3d.engine.distributed import resolve_device
     from act3d.tasks.embed import embed_files
@@ -303,6 +321,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace], Any]] = {
     **{name: (lambda args: run_train_command(args.command, args)) for name in TRAIN_COMMANDS},
     "fewshot": run_fewshot_command,
     "svm": run_svm_command,
+    "codes": run_codes_command,
     "embed": run_embed_command,
     "presets": lambda args: print("\n".join(preset_names())),
     "data": run_data_command,

@@ -9,6 +9,7 @@ import pytest
 from act3d.cli import EXAMPLES, TRAIN_COMMANDS, build_parser, build_parsers, main, parse_args
 from act3d.engine.config import load_config
 from act3d.presets import resolve_preset
+from act3d.tasks.codes import CodesConfig
 from act3d.tasks.fewshot import FewShotConfig
 from act3d.tasks.pipeline import load_pipeline_config
 from act3d.tasks.svm import SvmConfig
@@ -33,6 +34,8 @@ def test_every_example_parses_and_its_config_validates(name):
     argv = shlex.split(EXAMPLES[name].split("   (")[0])[1:]
     args = parse_args(argv)
     assert args.command == name
+    if name == "codes":
+        load_config(CodesConfig, None, [*args.overrides, f"checkpoint={args.checkpoint}"])
     if not hasattr(args, "config") or name == "demo":
         return
     preset, overrides = resolve_preset(args.config), list(args.overrides)

@@ -10,6 +10,7 @@ re-implements its forward.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -46,44 +47,16 @@ class CrossModalTeacher(nn.Module):
         (``ckpt_act_dvae.pth``, converted by :func:`_convert_official_act`), for a student of G × K patches.
 
         Raises:
-            CheckpointError: missing or unreadable file, not a stage-I checkpoint, weights that do not
-                match the checkpoint's own config.
+            CheckpointError: see :func:`load_stage1`.
             ConfigError: the teacher was trained on other patches than the student's.
         """
-        ckpt = load_checkpoint(path)
-        config = ckpt.get("config", {})
-        official = _official_state_dict(ckpt) if config.get("task") != "pretrain-teacher" else None
-        if official is not None:
-            trunk, sizes, weights = _convert_official_act(official, num_groups, path)
-        elif config.get("task") != "pretrain-teacher" or "model" not in ckpt:
-            raise CheckpointError(
-                f"{path}: not an `act3d pretrain-teacher` checkpoint, nor an official ACT stage-I one "
-                "(ACTPromptedDiscreteVAEwithVIT, keys 'codebook', 'dgcnn_1.*', 'visual_embed.*')"
-            )
-        else:
-            try:
-                trunk = TeacherConfig.model_validate(config.get("teacher", {}))
-                sizes = AutoencoderConfig.model_validate(config.get("model", {}))
-            except ValueError as err:  # pydantic's ValidationError
-                raise CheckpointError(f"{path}: its stage-I config is not valid: {err}") from None
-            weights = ckpt["model"]
+        autoencoder, sizes, source, _ = load_stage1(path, num_groups)
         if (sizes.num_groups, sizes.group_size) != (num_groups, group_size):
             raise ConfigError(
                 f"{path}: teacher was trained on {sizes.num_groups}×{sizes.group_size} patches, "
                 f"the student uses {num_groups}×{group_size}; they must share patches"
             )
-        name = trunk.name.removeprefix("random:")
-        trunk = trunk.model_copy(update={"name": f"random:{name}", "weights": None})  # the weights are in ckpt
-        autoencoder = build_autoencoder(trunk, sizes)
-        try:
-            missing, unexpected = autoencoder.load_state_dict(weights, strict=False)
-        except RuntimeError as err:  # shapes that differ from the config's
-            raise CheckpointError(f"{path}: does not match its own config: {err}") from None
-        missing = [k for k in missing if autoencoder.state_dict()[k].numel()]  # empty prompt tensors of 0 prompts
-        if missing or unexpected:
-            raise CheckpointError(f"{path}: does not match its own config: missing {missing}, unexpected {unexpected}")
-        origin = "official ACT stage I" if official is not None else "act3d pretrain-teacher"
-        return cls(autoencoder, f"stage-I teacher from {path} ({origin}, {name})")
+        return cls(autoencoder, f"stage-I teacher from {source}")
 
     @property
     def target_dim(self) -> int:
@@ -107,6 +80,56 @@ class CrossModalTeacher(nn.Module):
         how the pipeline's pictures show what a student predicted."""
         self._follow(features.device)
         return self.autoencoder.decoder(features)[1]
+
+
+class Stage1(NamedTuple):
+    """A stage-I checkpoint, read: the trained autoencoder, its sizes, where it came from (for the run's
+    records) and the config its run recorded (``{}`` for an official checkpoint)."""
+
+    autoencoder: ACTAutoencoder
+    sizes: AutoencoderConfig
+    source: str
+    config: dict[str, Any]
+
+
+def load_stage1(path: str | Path, num_groups: int = 64) -> Stage1:
+    """The stage I of an ``act3d pretrain-teacher`` checkpoint or of the official ACT release.
+    ``num_groups``: the patch count of an official checkpoint, which does not store it (the official
+    stage I uses 64); ours record theirs.
+
+    Raises:
+        CheckpointError: missing or unreadable file, not a stage-I checkpoint, weights that do not
+            match the checkpoint's own config.
+    """
+    ckpt = load_checkpoint(path)
+    config = ckpt.get("config", {})
+    official = _official_state_dict(ckpt) if config.get("task") != "pretrain-teacher" else None
+    if official is not None:
+        trunk, sizes, weights = _convert_official_act(official, num_groups, path)
+    elif config.get("task") != "pretrain-teacher" or "model" not in ckpt:
+        raise CheckpointError(
+            f"{path}: not an `act3d pretrain-teacher` checkpoint, nor an official ACT stage-I one "
+            "(ACTPromptedDiscreteVAEwithVIT, keys 'codebook', 'dgcnn_1.*', 'visual_embed.*')"
+        )
+    else:
+        try:
+            trunk = TeacherConfig.model_validate(config.get("teacher", {}))
+            sizes = AutoencoderConfig.model_validate(config.get("model", {}))
+        except ValueError as err:  # pydantic's ValidationError
+            raise CheckpointError(f"{path}: its stage-I config is not valid: {err}") from None
+        weights = ckpt["model"]
+    name = trunk.name.removeprefix("random:")
+    trunk = trunk.model_copy(update={"name": f"random:{name}", "weights": None})  # the weights are in ckpt
+    autoencoder = build_autoencoder(trunk, sizes)
+    try:
+        missing, unexpected = autoencoder.load_state_dict(weights, strict=False)
+    except RuntimeError as err:  # shapes that differ from the config's
+        raise CheckpointError(f"{path}: does not match its own config: {err}") from None
+    missing = [k for k in missing if autoencoder.state_dict()[k].numel()]  # empty prompt tensors of 0 prompts
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: does not match its own config: missing {missing}, unexpected {unexpected}")
+    origin = "official ACT stage I" if official is not None else "act3d pretrain-teacher"
+    return Stage1(autoencoder, sizes, f"{path} ({origin}, {name})", config if official is None else {})
 
 
 _OFFICIAL_RENAMES = (

@@ -9,6 +9,7 @@ from typing import Literal
 import torch
 from pydantic import Field
 from torch import nn
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from act3d.engine.config import (
@@ -18,7 +19,7 @@ from act3d.engine.config import (
     TrainingRun,
 )
 from act3d.engine.trainer import TaskHooks
-from act3d.models.autoencoder import AutoencoderConfig, TeacherConfig, build_autoencoder
+from act3d.models.autoencoder import ACTAutoencoder, AutoencoderConfig, TeacherConfig, build_autoencoder
 from act3d.objectives import (
     DiversityWeightSchedule,
     KLWeightSchedule,
@@ -100,43 +101,47 @@ class PretrainTeacherTask(TaskHooks):
 
     def evaluate(self, model: nn.Module, device: torch.device, epoch: int) -> dict[str, float]:
         """Test CD-L1 of hard τ = 1 samples, and whether the codes carry information about their patches
-        (``act3d.objectives.code_information``: entropies, P(sample = argmax), CD-L1 with the codes
-        shuffled across patches and with the argmax codes). The verdict goes to the run's notes."""
-        torch.manual_seed(self.config.train.seed)
-        stats = CodeInformation(self.config.model.codebook_size)
-        for batch in eval_loader(self.test_set, self.config.data):
-            patches, centers = self.model.grouper(batch["points"].to(device))
-            stats.update(self.model, patches, centers)
-        metrics = stats.summary()
+        (:func:`code_diagnostics`). The verdict goes to the run's notes."""
+        metrics = code_diagnostics(self.model, self.test_set, self.config.data, device, self.config.train.seed)
         self.info["codes"] = verdict(metrics)
         tqdm.write(f"stage I, epoch {epoch + 1}: {self.info['codes']}")
         return metrics
 
     def after_evaluation(self, model: nn.Module, device: torch.device, epoch: int) -> None:
-        """``reconstructions.png``: input vs reconstruction for test shapes spread over the split (so, over
-        classes)."""
-        if self.run_dir is None or not self.config.pictures:
-            return
-        picks = torch.linspace(0, len(self.test_set) - 1, self.config.pictures).long().unique()
-        points = torch.stack([self.test_set[int(i)]["points"] for i in picks]).to(device)
-        out = self.model(points, temperature=1.0, hard=True)  # not a DDP wrapper: this is one process
-        recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
-        rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
-        save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], self.run_dir / "reconstructions.png")
-        self._save_code_swap(points)
+        """``reconstructions.png`` and ``code_swap.png`` (:func:`save_stage1_pictures`)."""
+        if self.run_dir is not None and self.config.pictures:  # self.model: never a DDP wrapper
+            save_stage1_pictures(self.model, self.test_set, self.config.pictures, self.run_dir, device)
 
-    def _save_code_swap(self, points: torch.Tensor) -> None:
-        """``code_swap.png``: patches with the most frequent codes, decoded with their own code and with the
-        next row's. Where the codes matter, the two columns differ in shape."""
-        swap = swap_codes(self.model, *self.model.grouper(points), picks=6)
-        rows = [[t[i].float().cpu().numpy() for t in swap[:3]] for i in range(len(swap.codes))]
-        codes = swap.codes.tolist()
-        titles = ["input patch", "decoded, own code", "decoded, next row's code"]
-        save_cloud_grid(
-            rows,
-            titles,
-            self.run_dir / "code_swap.png",
-            row_labels=[f"code {c}" for c in codes],
-            row_scale=True,
-            point_size=10,
-        )
+
+@torch.no_grad()
+def code_diagnostics(
+    model: ACTAutoencoder, dataset: Dataset, data: DataConfig, device: torch.device, seed: int
+) -> dict[str, float]:
+    """The code diagnostics of ``act3d.objectives.code_information`` over a whole split, with ``model`` in
+    its current mode: entropies, P(sample = argmax), CD-L1 with the sampled, shuffled and argmax codes."""
+    torch.manual_seed(seed)
+    stats = CodeInformation(model.codebook.shape[0])
+    for batch in eval_loader(dataset, data):
+        patches, centers = model.grouper(batch["points"].to(device))
+        stats.update(model, patches, centers)
+    return stats.summary()
+
+
+@torch.no_grad()
+def save_stage1_pictures(
+    model: ACTAutoencoder, dataset: Dataset, count: int, run_dir: Path, device: torch.device
+) -> None:
+    """``reconstructions.png``: input vs reconstruction for ``count`` test shapes spread over the split (so,
+    over classes). ``code_swap.png``: the patches of those shapes with the most frequent codes, decoded
+    with their own code and with the next row's; where the codes matter, the two columns differ in shape."""
+    picks = torch.linspace(0, len(dataset) - 1, count).long().unique()
+    points = torch.stack([dataset[int(i)]["points"] for i in picks]).to(device)
+    out = model(points, temperature=1.0, hard=True)
+    recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
+    rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
+    save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], run_dir / "reconstructions.png")
+    swap = swap_codes(model, *model.grouper(points), picks=6)
+    rows = [[t[i].float().cpu().numpy() for t in swap[:3]] for i in range(len(swap.codes))]
+    labels = [f"code {c}" for c in swap.codes.tolist()]
+    titles = ["input patch", "decoded, own code", "decoded, next row's code"]
+    save_cloud_grid(rows, titles, run_dir / "code_swap.png", row_labels=labels, row_scale=True, point_size=10)

@@ -4,8 +4,8 @@ Every command's ``results.json`` is a JSON object with at least::
 
     {"schema": "act3d-results/1", "kind": "<what wrote it>", "rows": {row label: {metric: number or null}}, ...}
 
-``kind`` is ``train`` (classify, partseg, pretrain, pretrain-teacher), ``svm``, ``fewshot``, ``pipeline``
-or ``seeds`` (mean over seeds). ``rows`` is what :func:`act3d.tasks.stats.read_rows` and ``--seeds``
+``kind`` is ``train`` (classify, partseg, pretrain, pretrain-teacher), ``svm``, ``fewshot``, ``codes``,
+``pipeline`` or ``seeds`` (mean over seeds). ``rows`` is what :func:`act3d.tasks.stats.read_rows` and ``--seeds``
 aggregate; each kind adds its own details beside it (epochs, folds, per-seed values, notes).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 from act3d.engine.run import write_text_atomic
 
 SCHEMA = "act3d-results/1"
-KINDS = ("train", "svm", "fewshot", "pipeline", "seeds")
+KINDS = ("train", "svm", "fewshot", "codes", "pipeline", "seeds")
 
 
 def write_results(run_dir: Path, kind: str, payload: dict[str, Any], markdown: str) -> dict[str, Any]:
