@@ -30,7 +30,7 @@ def save_cloud_grid(
     n_rows, n_cols = len(rows), len(column_titles)
     fig = plt.figure(figsize=(3.2 * n_cols, 3.2 * n_rows))
     for i, row in enumerate(rows):
-        row_lim = max(float(np.abs(cloud).max()) for cloud in row if cloud.size) if row_scale else None
+        row_lim = max((float(np.abs(cloud).max()) for cloud in row if cloud.size), default=0.0) if row_scale else 0.0
         for j, cloud in enumerate(row):
             ax = fig.add_subplot(n_rows, n_cols, i * n_cols + j + 1, projection="3d")
             c = None if colors is None else colors[i][j]
