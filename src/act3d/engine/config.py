@@ -148,14 +148,16 @@ def _resolve_bases(data: dict[str, Any], path: Path, seen: tuple[Path, ...]) -> 
     base = data.pop("base", None)
     if base is None:
         return data
-    return _merge(_read_preset(path.parent / base, (*seen, path)), data)
+    return merge_trees(_read_preset(path.parent / base, (*seen, path)), data)
 
 
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+def merge_trees(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``update``'s keys replacing its own, nested mappings merged key by key (an empty
+    mapping in ``update`` replaces)."""
     merged = dict(base)
     for key, value in update.items():
         if value and isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_trees(merged[key], value)
         else:
             merged[key] = value
     return merged

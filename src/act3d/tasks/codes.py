@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from act3d.engine.config import DataConfig, RunConfig, Strict
+from act3d.engine.config import DataConfig, RunConfig, Strict, merge_trees
 from act3d.engine.distributed import resolve_device
 from act3d.engine.run import make_run_dir, record_run, seed_everything
 from act3d.errors import ConfigError
@@ -84,12 +84,4 @@ def run_codes(config: CodesConfig, preset: str | Path | None = None, device: str
 
 def merged_data(recorded: dict[str, Any], given: DataConfig) -> DataConfig:
     """The data config a checkpoint's run recorded, with the fields set in ``given`` replacing its own."""
-    return DataConfig.model_validate(_merge(recorded, given.model_dump(exclude_unset=True)))
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in update.items():
-        nested = isinstance(value, dict) and isinstance(out.get(key), dict)
-        out[key] = _merge(out[key], value) if nested else value
-    return out
+    return DataConfig.model_validate(merge_trees(recorded, given.model_dump(exclude_unset=True)))
