@@ -21,16 +21,14 @@ from sklearn.metrics import adjusted_mutual_info_score
 
 from act3d.engine.config import load_config
 from act3d.models.autoencoder import code_indices
-from act3d.models.cross_modal_teacher import load_stage1
-from act3d.tasks.codes import CodesConfig, merged_data
+from act3d.tasks.codes import CodesConfig, read_stage1
 from act3d.tasks.common import build_split, eval_loader
 
 
 @torch.no_grad()
 def patch_codes(path: str, data: list[str]) -> dict[str, np.ndarray]:
     """The argmax code and two sampled codes of every test patch, (clouds · G,) each, for one stage I."""
-    stage1 = load_stage1(path)
-    config = merged_data(stage1.config.get("data", {}), load_config(CodesConfig, None, data).data)
+    stage1, config = read_stage1(load_config(CodesConfig, None, [*data, f"checkpoint={path}"]))
     model = stage1.autoencoder.eval()
     torch.manual_seed(0)
     codes: dict[str, list[torch.Tensor]] = {"argmax": [], "sample": [], "sample again": []}

@@ -18,7 +18,7 @@ from act3d.engine.config import DataConfig, RunConfig, Strict, merge_trees
 from act3d.engine.distributed import resolve_device
 from act3d.engine.run import make_run_dir, record_run, seed_everything
 from act3d.errors import ConfigError
-from act3d.models.cross_modal_teacher import load_stage1
+from act3d.models.cross_modal_teacher import Stage1, load_stage1
 from act3d.objectives.code_information import verdict
 from act3d.tasks.common import build_split, check_patches_fit
 from act3d.tasks.pretrain_teacher import code_diagnostics, save_stage1_pictures
@@ -51,9 +51,7 @@ def run_codes(config: CodesConfig, preset: str | Path | None = None, device: str
     and the pictures into the run folder."""
     if not config.checkpoint:
         raise ConfigError("codes needs a stage-I checkpoint: checkpoint=runs/<stage I>/ckpt-best.pth")
-    stage1 = load_stage1(config.checkpoint, config.num_groups)
-    data = merged_data(stage1.config.get("data", {}), config.data)
-    check_patches_fit(data.npoints, stage1.sizes.num_groups, stage1.sizes.group_size)
+    stage1, data = read_stage1(config)
     config = config.model_copy(update={"data": data})
     run_dir = make_run_dir(config.run.output_dir, config.run.name, preset or "codes")
     record_run(run_dir, config, config.seed)
@@ -80,6 +78,15 @@ def run_codes(config: CodesConfig, preset: str | Path | None = None, device: str
         run_dir, "codes", payload, f"{said}\n\n" + "\n".join(lines) + "\n\n" + "\n".join(f"- {n}" for n in notes)
     )
     return run_dir
+
+
+def read_stage1(config: CodesConfig) -> tuple[Stage1, DataConfig]:
+    """The checkpoint's stage I and the data to read: its recorded data with ``config.data``'s fields
+    replacing their own, checked to hold the stage I's patches."""
+    stage1 = load_stage1(config.checkpoint, config.num_groups)
+    data = merged_data(stage1.config.get("data", {}), config.data)
+    check_patches_fit(data.npoints, stage1.sizes.num_groups, stage1.sizes.group_size)
+    return stage1, data
 
 
 def merged_data(recorded: dict[str, Any], given: DataConfig) -> DataConfig:

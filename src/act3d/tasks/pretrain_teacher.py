@@ -140,7 +140,7 @@ def save_stage1_pictures(
     recon = (out.fine + out.centers.unsqueeze(2)).flatten(1, 2)
     rows = [[points[i].cpu().numpy(), recon[i].float().cpu().numpy()] for i in range(len(picks))]
     save_cloud_grid(rows, ["input", "reconstruction (stage I, hard codes)"], run_dir / "reconstructions.png")
-    swap = swap_codes(model, *model.grouper(points), picks=6)
+    swap = swap_codes(model, out.patches, out.centers, picks=6)  # the patches grouped above
     rows = [[t[i].float().cpu().numpy() for t in swap[:3]] for i in range(len(swap.codes))]
     labels = [f"code {c}" for c in swap.codes.tolist()]
     titles = ["input patch", "decoded, own code", "decoded, next row's code"]
